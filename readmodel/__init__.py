@@ -1,0 +1,1 @@
+"""readmodel package."""
