@@ -1,0 +1,29 @@
+"""Billing assets: monthly bills with their line items from the billing system."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.master_data import supplies
+from pipelines.resources import BackendResource, WarehouseResource
+from warehouse import loads
+
+
+@dg.asset(
+    deps=[supplies],
+    group_name="billing",
+    kinds={"duckdb"},
+    owners=["team:data-engineering"],
+    pool="warehouse",
+)
+def bills(backend: BackendResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Bills (period, billed kWh, register reads, net, IVA and total in CLP, status, due date) and their line
+    items, from the billing system's `get Bills` reply, upserted into `bills` and `bill_lines`."""
+    bill_frame, line_frame = backend.client().get_bills()
+    with warehouse.connect() as con:
+        loads.upsert_bills(con, bill_frame, line_frame)
+    metadata = {"dagster/row_count": bill_frame.height, "bill_lines": line_frame.height}
+    if bill_frame.height:
+        metadata["total_clp"] = int(bill_frame["total_clp"].sum())
+        metadata["unpaid"] = int((bill_frame["status"] == "unpaid").sum())
+    return dg.MaterializeResult(metadata=metadata)
