@@ -24,8 +24,8 @@ concurrency:
   pools:
     # The DuckDB warehouse has one writer at a time; steps in the "warehouse" pool queue for it.
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 2
+  runs:
+    max_concurrent_runs: 2
 """
 
 

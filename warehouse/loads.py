@@ -1,0 +1,370 @@
+"""Idempotent loads of the parsed cim_ingest batches (Polars frames) into the warehouse.
+
+Every load runs in one transaction and works set-wise in DuckDB on the registered frame (no Python row loops):
+1. stage: the frame is cast to the table's types and de-duplicated on the table key (the last row of the frame
+   wins, as it is the newest version the batch carries);
+2. classify: each staged row is `inserted` (key unknown), `updated` (a compared column differs) or `unchanged`;
+3. write: only inserted and updated rows are written (INSERT ... ON CONFLICT DO UPDATE), stamped with this load's
+   instant, so loading the same frame twice changes nothing and a retransmission keeps its original `loaded_at`.
+A corrected interval reading keeps its previous version in `interval_reading_versions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+
+_INCOMING = "_warehouse_incoming"
+_INCOMING_LINES = "_warehouse_incoming_lines"
+_STAGE = "_warehouse_stage"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Outcome of a readings load. `changed_local_dates` are the America/Santiago dates whose intervals were
+    inserted or updated (the days a rollup must rebuild); `skipped_rows` belong to `unknown_usage_points`."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    unknown_usage_points: list[str] = field(default_factory=list)
+    skipped_rows: int = 0
+    changed_local_dates: list[dt.date] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _TableSpec:
+    table: str
+    keys: tuple[str, ...]
+    compared: tuple[str, ...]
+    # Stored but not a reason for a new version: a retransmission only differs in its message id.
+    carried: tuple[str, ...]
+    stamp: str
+    versions_table: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.keys, *self.compared, *self.carried)
+
+
+_INTERVALS = _TableSpec(
+    table="interval_readings",
+    keys=("supply_id", "flow", "interval_seconds", "interval_end"),
+    compared=("kwh", "quality", "quality_codes", "usage_point_mrid", "reading_type"),
+    carried=("source_message_id",),
+    stamp="loaded_at",
+    versions_table="interval_reading_versions",
+)
+_REGISTERS = _TableSpec(
+    table="register_reads",
+    keys=("supply_id", "flow", "read_at"),
+    compared=("kwh", "quality", "quality_codes", "usage_point_mrid", "reading_type"),
+    carried=("source_message_id",),
+    stamp="loaded_at",
+)
+_CUSTOMERS = _TableSpec(
+    table="customers",
+    keys=("customer_id",),
+    compared=("client_number", "name", "rut", "email"),
+    carried=(),
+    stamp="updated_at",
+)
+_SUPPLIES = _TableSpec(
+    table="supplies",
+    keys=("supply_id",),
+    compared=(
+        "usage_point_mrid", "meter_mrid", "customer_id", "address", "comuna", "tariff", "status", "has_solar",
+    ),
+    carried=(),
+    stamp="updated_at",
+)
+_BILLS = _TableSpec(
+    table="bills",
+    keys=("bill_id",),
+    compared=(
+        "supply_id", "period_start", "period_end", "issue_date", "due_date", "kwh", "register_start_kwh",
+        "register_end_kwh", "received_kwh", "net_clp", "iva_clp", "total_clp", "status",
+    ),
+    carried=(),
+    stamp="updated_at",
+)
+
+_INTERVAL_FRAME_COLUMNS = (
+    "usage_point_mrid", "reading_type", "flow", "interval_seconds", "interval_end", "kwh", "quality",
+    "quality_codes", "source_message_id",
+)
+_REGISTER_FRAME_COLUMNS = (
+    "usage_point_mrid", "reading_type", "flow", "read_at", "kwh", "quality", "quality_codes", "source_message_id",
+)
+_BILL_LINE_COLUMNS = (
+    "bill_id", "line_no", "code", "description", "quantity", "unit", "unit_price_clp", "amount_clp",
+)
+
+
+def _require_columns(df: pl.DataFrame, required: tuple[str, ...], what: str) -> None:
+    missing = [name for name in required if name not in df.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks columns {missing}; it has {df.columns}")
+
+
+@contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> Iterator[None]:
+    # The row index orders duplicates inside one batch so the last one wins deterministically.
+    con.register(name, df.with_row_index("_row"))
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def _now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _merge_stage(con: duckdb.DuckDBPyConnection, spec: _TableSpec, stamp: dt.datetime) -> UpsertCounts:
+    """Classify `_STAGE` rows against `spec.table` and write the inserted and updated ones."""
+    key_join = " AND ".join(f"s.{key} = t.{key}" for key in spec.keys)
+    differs = " OR ".join(f"s.{column} IS DISTINCT FROM t.{column}" for column in spec.compared)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_STAGE}_classified AS
+        SELECT s.*,
+               CASE WHEN t.{spec.keys[0]} IS NULL THEN 'inserted'
+                    WHEN {differs} THEN 'updated'
+                    ELSE 'unchanged' END AS change
+        FROM {_STAGE} s LEFT JOIN {spec.table} t ON {key_join}
+        """
+    )
+    counts = dict(
+        con.execute(f"SELECT change, count(*) FROM {_STAGE}_classified GROUP BY change").fetchall()
+    )
+    if spec.versions_table and counts.get("updated"):
+        kept = ("kwh", "quality", "quality_codes", "source_message_id", "loaded_at")
+        con.execute(
+            f"""
+            INSERT INTO {spec.versions_table} ({", ".join(spec.keys)}, {", ".join(kept)}, superseded_at)
+            SELECT {", ".join(f"t.{c}" for c in spec.keys)}, {", ".join(f"t.{c}" for c in kept)}, ?
+            FROM {spec.table} t JOIN {_STAGE}_classified s ON {key_join}
+            WHERE s.change = 'updated'
+            """,
+            [stamp],
+        )
+    if counts.get("inserted") or counts.get("updated"):
+        columns = ", ".join(spec.columns)
+        assignments = ", ".join(
+            f"{column} = EXCLUDED.{column}" for column in (*spec.compared, *spec.carried, spec.stamp)
+        )
+        con.execute(
+            f"""
+            INSERT INTO {spec.table} ({columns}, {spec.stamp})
+            SELECT {columns}, ? FROM {_STAGE}_classified WHERE change <> 'unchanged'
+            ON CONFLICT ({", ".join(spec.keys)}) DO UPDATE SET {assignments}
+            """,
+            [stamp],
+        )
+    return UpsertCounts(
+        inserted=counts.get("inserted", 0), updated=counts.get("updated", 0), unchanged=counts.get("unchanged", 0)
+    )
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    con.execute(f"DROP TABLE IF EXISTS {_STAGE}_classified")
+
+
+def _upsert_master(
+    con: duckdb.DuckDBPyConnection, df: pl.DataFrame, spec: _TableSpec, select_sql: str, what: str
+) -> UpsertCounts:
+    _require_columns(df, spec.columns, what)
+    stamp = _now_utc()
+    with _registered(con, _INCOMING, df), _transaction(con):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+            SELECT {select_sql} FROM {_INCOMING} f
+            QUALIFY row_number() OVER (PARTITION BY {", ".join(spec.keys)} ORDER BY _row DESC) = 1
+            """
+        )
+        counts = _merge_stage(con, spec, stamp)
+        _drop_stage(con)
+    return counts
+
+
+def upsert_customers(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> UpsertCounts:
+    """Insert or update customers (cim_ingest customers frame)."""
+    return _upsert_master(
+        con,
+        df,
+        _CUSTOMERS,
+        "CAST(customer_id AS VARCHAR) AS customer_id, CAST(client_number AS VARCHAR) AS client_number, "
+        "CAST(name AS VARCHAR) AS name, CAST(rut AS VARCHAR) AS rut, CAST(email AS VARCHAR) AS email",
+        "customers",
+    )
+
+
+def upsert_supplies(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> UpsertCounts:
+    """Insert or update supplies (cim_ingest supplies frame)."""
+    return _upsert_master(
+        con,
+        df,
+        _SUPPLIES,
+        "CAST(supply_id AS VARCHAR) AS supply_id, CAST(usage_point_mrid AS VARCHAR) AS usage_point_mrid, "
+        "CAST(meter_mrid AS VARCHAR) AS meter_mrid, CAST(customer_id AS VARCHAR) AS customer_id, "
+        "CAST(address AS VARCHAR) AS address, CAST(comuna AS VARCHAR) AS comuna, "
+        "CAST(tariff AS VARCHAR) AS tariff, CAST(status AS VARCHAR) AS status, "
+        "coalesce(CAST(has_solar AS BOOLEAN), false) AS has_solar",
+        "supplies",
+    )
+
+
+def upsert_bills(
+    con: duckdb.DuckDBPyConnection, bills_df: pl.DataFrame, lines_df: pl.DataFrame
+) -> UpsertCounts:
+    """Insert or update bills, and replace the lines of every bill named in either frame.
+
+    Returns the counts for the bills; lines are replaced as a set per bill, so a bill re-sent with one line fewer
+    loses that line.
+    """
+    _require_columns(bills_df, _BILLS.columns, "bills")
+    _require_columns(lines_df, _BILL_LINE_COLUMNS, "bill_lines")
+    stamp = _now_utc()
+    with (
+        _registered(con, _INCOMING, bills_df),
+        _registered(con, _INCOMING_LINES, lines_df),
+        _transaction(con),
+    ):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+            SELECT CAST(bill_id AS VARCHAR) AS bill_id, CAST(supply_id AS VARCHAR) AS supply_id,
+                   CAST(period_start AS DATE) AS period_start, CAST(period_end AS DATE) AS period_end,
+                   CAST(issue_date AS DATE) AS issue_date, CAST(due_date AS DATE) AS due_date,
+                   CAST(kwh AS DECIMAL(18, 6)) AS kwh,
+                   CAST(register_start_kwh AS DECIMAL(18, 6)) AS register_start_kwh,
+                   CAST(register_end_kwh AS DECIMAL(18, 6)) AS register_end_kwh,
+                   CAST(received_kwh AS DECIMAL(18, 6)) AS received_kwh,
+                   CAST(net_clp AS BIGINT) AS net_clp, CAST(iva_clp AS BIGINT) AS iva_clp,
+                   CAST(total_clp AS BIGINT) AS total_clp, CAST(status AS VARCHAR) AS status
+            FROM {_INCOMING}
+            QUALIFY row_number() OVER (PARTITION BY bill_id ORDER BY _row DESC) = 1
+            """
+        )
+        counts = _merge_stage(con, _BILLS, stamp)
+        con.execute(
+            f"""
+            DELETE FROM bill_lines WHERE bill_id IN (
+                SELECT bill_id FROM {_STAGE} UNION SELECT CAST(bill_id AS VARCHAR) FROM {_INCOMING_LINES})
+            """
+        )
+        con.execute(
+            f"""
+            INSERT INTO bill_lines ({", ".join(_BILL_LINE_COLUMNS)})
+            SELECT CAST(bill_id AS VARCHAR), CAST(line_no AS INTEGER), CAST(code AS VARCHAR),
+                   CAST(description AS VARCHAR), CAST(quantity AS DOUBLE), CAST(unit AS VARCHAR),
+                   CAST(unit_price_clp AS DOUBLE), CAST(amount_clp AS BIGINT)
+            FROM {_INCOMING_LINES}
+            QUALIFY row_number() OVER (PARTITION BY bill_id, line_no ORDER BY _row DESC) = 1
+            """
+        )
+        _drop_stage(con)
+    return counts
+
+
+def _upsert_readings(
+    con: duckdb.DuckDBPyConnection,
+    df: pl.DataFrame,
+    spec: _TableSpec,
+    reading_select: str,
+    local_date_sql: str,
+) -> LoadResult:
+    stamp = _now_utc()
+    partition = ", ".join(f"s.{key}" if key == "supply_id" else f"f.{key}" for key in spec.keys)
+    with _registered(con, _INCOMING, df), _transaction(con):
+        unknown = con.execute(
+            f"""
+            SELECT f.usage_point_mrid, count(*) FROM {_INCOMING} f
+            ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+            GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
+            """
+        ).fetchall()
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
+            SELECT s.supply_id, CAST(f.usage_point_mrid AS VARCHAR) AS usage_point_mrid,
+                   CAST(f.flow AS VARCHAR) AS flow, CAST(f.reading_type AS VARCHAR) AS reading_type,
+                   {reading_select},
+                   CAST(f.kwh AS DECIMAL(18, 6)) AS kwh, CAST(f.quality AS VARCHAR) AS quality,
+                   CAST(f.quality_codes AS VARCHAR) AS quality_codes,
+                   CAST(f.source_message_id AS VARCHAR) AS source_message_id
+            FROM {_INCOMING} f JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+            QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY f._row DESC) = 1
+            """
+        )
+        counts = _merge_stage(con, spec, stamp)
+        changed_dates = [
+            row[0]
+            for row in con.execute(
+                f"""
+                SELECT DISTINCT {local_date_sql} AS local_date FROM {_STAGE}_classified
+                WHERE change <> 'unchanged' ORDER BY local_date
+                """
+            ).fetchall()
+        ]
+        _drop_stage(con)
+    return LoadResult(
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        unknown_usage_points=[row[0] for row in unknown if row[0] is not None],
+        skipped_rows=sum(row[1] for row in unknown),
+        changed_local_dates=changed_dates,
+    )
+
+
+def upsert_interval_readings(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> LoadResult:
+    """Load a cim_ingest intervals frame; rows of usage points absent from `supplies` are skipped and reported."""
+    _require_columns(df, _INTERVAL_FRAME_COLUMNS, "intervals")
+    return _upsert_readings(
+        con,
+        df,
+        _INTERVALS,
+        "CAST(f.interval_end AS TIMESTAMPTZ) AS interval_end, "
+        "CAST(f.interval_seconds AS INTEGER) AS interval_seconds",
+        # The day an interval belongs to is the local date of its START.
+        "CAST(timezone('America/Santiago', interval_end - to_seconds(interval_seconds)) AS DATE)",
+    )
+
+
+def upsert_register_reads(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> LoadResult:
+    """Load a cim_ingest registers frame; rows of usage points absent from `supplies` are skipped and reported."""
+    _require_columns(df, _REGISTER_FRAME_COLUMNS, "registers")
+    return _upsert_readings(
+        con,
+        df,
+        _REGISTERS,
+        "CAST(f.read_at AS TIMESTAMPTZ) AS read_at",
+        "CAST(timezone('America/Santiago', read_at) AS DATE)",
+    )
