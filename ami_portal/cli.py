@@ -78,8 +78,9 @@ def _cmd_users(args: argparse.Namespace) -> int:
     from webapp import accounts
 
     store = accounts.AccountStore(settings.data_dir / "accounts.sqlite")
+    store.initialize()
     if args.users_command == "create-demo":
-        rows = accounts.ensure_demo_accounts(store, ReadModel(settings.readmodel_dir), settings.demo_accounts_csv)
+        rows = store.ensure_demo_accounts(ReadModel(settings.readmodel_dir), settings.demo_accounts_csv)
         print(f"{len(rows)} demo accounts in {settings.demo_accounts_csv}")
         return 0
     if args.users_command == "add":

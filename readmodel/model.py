@@ -1,0 +1,393 @@
+"""The portal's queries over the published snapshot: supplies, customers, consumption series and bills.
+
+Every method returns plain JSON-ready values (str, int, float, bool, None, lists and dicts): kWh as floats
+rounded to 6 decimals, money as integer CLP, instants as ISO 8601 with the Santiago offset, dates as ISO dates.
+Each call uses one connection, hence one snapshot, so a single answer never mixes two publishes.
+
+Consumption windows are local dates [from, to): the intervals whose END lies in
+(local midnight(from), local midnight(to)], as the architecture contract says.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from readmodel.snapshots import ReadModelUnavailable, SnapshotConnections
+from readmodel.timeutil import (
+    TIMEZONE_NAME,
+    as_utc,
+    date_range,
+    first_of_month,
+    local_midnight_utc,
+    to_local_iso,
+)
+
+GRANULARITIES = ("15min", "hour", "day", "month")
+FLOWS = ("delivered", "received", "net")
+QUALITY_ORDER = ("actual", "edited", "estimated", "missing")  # ascending severity
+
+QUARTER_HOUR = timedelta(minutes=15)
+ONE_HOUR = timedelta(hours=1)
+
+SUPPLY_COLUMNS = (
+    "supply_id", "customer_id", "usage_point_mrid", "meter_mrid", "address", "comuna", "tariff", "status",
+    "has_solar", "data_from", "data_until",
+)
+CUSTOMER_COLUMNS = ("customer_id", "client_number", "name", "rut", "email")
+BILL_COLUMNS = (
+    "bill_id", "supply_id", "period_start", "period_end", "issue_date", "due_date", "kwh",
+    "register_start_kwh", "register_end_kwh", "received_kwh", "net_clp", "iva_clp", "total_clp", "status",
+)
+BILL_LINE_COLUMNS = ("line_no", "code", "description", "quantity", "unit", "unit_price_clp", "amount_clp")
+BILL_KWH_FIELDS = {"kwh", "register_start_kwh", "register_end_kwh", "received_kwh"}
+BILL_MONEY_FIELDS = {"net_clp", "iva_clp", "total_clp"}
+
+
+def worst_quality(qualities: Iterable[str | None]) -> str:
+    """Aggregate quality: missing if any part is missing, else estimated, else edited, else actual."""
+    worst = 0
+    for quality in qualities:
+        rank = QUALITY_ORDER.index(quality) if quality in QUALITY_ORDER else QUALITY_ORDER.index("missing")
+        worst = max(worst, rank)
+    return QUALITY_ORDER[worst]
+
+
+def round_kwh(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return to_local_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class ReadModel:
+    """Read-only access to the current published snapshot under `readmodel_dir`."""
+
+    def __init__(self, readmodel_dir: Path, recheck_seconds: float = 1.0):
+        self.readmodel_dir = Path(readmodel_dir)
+        self._connections = SnapshotConnections(self.readmodel_dir, recheck_seconds=recheck_seconds)
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: list | tuple = ()) -> list[tuple]:
+        return self._query(self._connections.connection(), sql, params)
+
+    @staticmethod
+    def _query(connection: duckdb.DuckDBPyConnection, sql: str, params: list | tuple = ()) -> list[tuple]:
+        try:
+            return connection.execute(sql, list(params)).fetchall()
+        except duckdb.Error as error:
+            raise ReadModelUnavailable(f"read-model query failed: {error}") from error
+
+    def close(self) -> None:
+        """Close the calling thread's connection."""
+        self._connections.close_thread_connection()
+
+    def snapshot_path(self) -> Path:
+        return self._connections.current_snapshot_path()
+
+    # -- freshness ----------------------------------------------------------------------------------------------
+
+    def as_of(self) -> str:
+        """When the current snapshot was published (UTC ISO text, as the publisher wrote it)."""
+        return self._as_of(self._connections.connection())
+
+    def _as_of(self, connection: duckdb.DuckDBPyConnection) -> str:
+        rows = self._query(connection, "SELECT value FROM meta WHERE key = ?", ["published_at"])
+        if not rows:
+            raise ReadModelUnavailable("snapshot has no published_at in meta")
+        return rows[0][0]
+
+    def healthy(self) -> bool:
+        """True when a snapshot is published and answers a query."""
+        try:
+            self.as_of()
+        except ReadModelUnavailable:
+            return False
+        return True
+
+    # -- master data --------------------------------------------------------------------------------------------
+
+    def customers(self) -> list[dict]:
+        rows = self._rows(f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers ORDER BY customer_id")
+        return [dict(zip(CUSTOMER_COLUMNS, row)) for row in rows]
+
+    def customer(self, customer_id: str) -> dict | None:
+        rows = self._rows(
+            f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers WHERE customer_id = ?", [customer_id]
+        )
+        return dict(zip(CUSTOMER_COLUMNS, rows[0])) if rows else None
+
+    def _supply_dict(self, row: tuple) -> dict:
+        supply = {column: _json_value(value) for column, value in zip(SUPPLY_COLUMNS, row)}
+        supply["has_solar"] = bool(supply["has_solar"])
+        return supply
+
+    def supplies_for_customer(self, customer_id: str) -> list[dict]:
+        rows = self._rows(
+            f"SELECT {', '.join(SUPPLY_COLUMNS)} FROM supplies WHERE customer_id = ? ORDER BY supply_id",
+            [customer_id],
+        )
+        return [self._supply_dict(row) for row in rows]
+
+    def supply(self, supply_id: str) -> dict | None:
+        rows = self._rows(f"SELECT {', '.join(SUPPLY_COLUMNS)} FROM supplies WHERE supply_id = ?", [supply_id])
+        return self._supply_dict(rows[0]) if rows else None
+
+    # -- bills --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bill_dict(row: tuple) -> dict:
+        bill = {}
+        for column, value in zip(BILL_COLUMNS, row):
+            if column in BILL_KWH_FIELDS:
+                value = round_kwh(value)
+            elif column in BILL_MONEY_FIELDS:
+                value = None if value is None else int(value)
+            bill[column] = _json_value(value)
+        return bill
+
+    def bills(self, supply_id: str) -> list[dict]:
+        """The supply's bills, newest period first."""
+        rows = self._rows(
+            f"SELECT {', '.join(BILL_COLUMNS)} FROM bills WHERE supply_id = ? "
+            "ORDER BY period_end DESC, bill_id DESC",
+            [supply_id],
+        )
+        return [self._bill_dict(row) for row in rows]
+
+    def bill(self, supply_id: str, bill_id: str) -> dict | None:
+        """One bill of the supply, with its `lines`; None when the bill is not this supply's."""
+        connection = self._connections.connection()
+        rows = self._query(
+            connection,
+            f"SELECT {', '.join(BILL_COLUMNS)} FROM bills WHERE supply_id = ? AND bill_id = ?",
+            [supply_id, bill_id],
+        )
+        if not rows:
+            return None
+        bill = self._bill_dict(rows[0])
+        line_rows = self._query(
+            connection,
+            f"SELECT {', '.join(BILL_LINE_COLUMNS)} FROM bill_lines WHERE bill_id = ? ORDER BY line_no",
+            [bill_id],
+        )
+        bill["lines"] = [
+            {
+                "line_no": int(line_no),
+                "code": code,
+                "description": description,
+                "quantity": None if quantity is None else round(float(quantity), 6),
+                "unit": unit,
+                "unit_price_clp": None if unit_price is None else float(unit_price),
+                "amount_clp": None if amount is None else int(amount),
+            }
+            for line_no, code, description, quantity, unit, unit_price, amount in line_rows
+        ]
+        return bill
+
+    # -- consumption --------------------------------------------------------------------------------------------
+
+    def consumption(
+        self,
+        supply_id: str,
+        granularity: str,
+        from_date: date,
+        to_date: date,
+        flow: str = "delivered",
+    ) -> dict:
+        """The consumption series of one supply over local dates [from_date, to_date).
+
+        Raises ValueError for an unknown granularity or flow, or an empty window.
+        """
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"unknown granularity {granularity!r}")
+        if flow not in FLOWS:
+            raise ValueError(f"unknown flow {flow!r}")
+        if from_date >= to_date:
+            raise ValueError("from_date must be before to_date")
+        connection = self._connections.connection()
+        if flow == "net":
+            delivered = self._points(connection, supply_id, granularity, from_date, to_date, "delivered")
+            if self._supply_has_received_channel(connection, supply_id):
+                received = self._points(connection, supply_id, granularity, from_date, to_date, "received")
+                points = [_net_point(d, r) for d, r in zip(delivered, received, strict=True)]
+            else:
+                points = delivered
+        else:
+            points = self._points(connection, supply_id, granularity, from_date, to_date, flow)
+        for point in points:
+            point["kwh"] = round_kwh(point["kwh"])
+        return {
+            "supply_id": supply_id,
+            "unit": "kWh",
+            "timezone": TIMEZONE_NAME,
+            "granularity": granularity,
+            "as_of": self._as_of(connection),
+            "from": from_date.isoformat(),
+            "to": to_date.isoformat(),
+            "flow": flow,
+            "points": points,
+        }
+
+    def _supply_has_received_channel(self, connection, supply_id: str) -> bool:
+        """A supply without solar has no export channel: its net equals delivered, not 'missing'."""
+        rows = self._query(connection, "SELECT has_solar FROM supplies WHERE supply_id = ?", [supply_id])
+        if rows and rows[0][0]:
+            return True
+        rows = self._query(
+            connection, "SELECT 1 FROM daily WHERE supply_id = ? AND flow = ? LIMIT 1", [supply_id, "received"]
+        )
+        return bool(rows)
+
+    def _points(self, connection, supply_id, granularity, from_date, to_date, flow) -> list[dict]:
+        if granularity == "15min":
+            return self._interval_points(connection, supply_id, from_date, to_date, flow, QUARTER_HOUR)
+        if granularity == "hour":
+            return self._interval_points(connection, supply_id, from_date, to_date, flow, ONE_HOUR)
+        if granularity == "day":
+            return self._day_points(connection, supply_id, from_date, to_date, flow)
+        return self._month_points(connection, supply_id, from_date, to_date, flow)
+
+    def _interval_points(self, connection, supply_id, from_date, to_date, flow, bucket: timedelta) -> list[dict]:
+        """Buckets of `bucket` length built from stored intervals.
+
+        Santiago offsets are whole hours, so UTC buckets coincide with local clock quarter-hours and hours, and a
+        25-hour day simply yields 25 hourly buckets. A bucket is complete when its stored, non-null intervals
+        cover all of its seconds.
+        """
+        window_start = local_midnight_utc(from_date)
+        window_end = local_midnight_utc(to_date)
+        rows = self._query(
+            connection,
+            "SELECT interval_end, interval_seconds, kwh, quality FROM intervals "
+            "WHERE supply_id = ? AND flow = ? AND interval_end > ? AND interval_end <= ? "
+            "ORDER BY interval_end",
+            [supply_id, flow, window_start, window_end],
+        )
+        bucket_seconds = int(bucket.total_seconds())
+        buckets: dict[datetime, list] = {}
+        for interval_end, interval_seconds, kwh, quality in rows:
+            interval_end = as_utc(interval_end)
+            interval_seconds = int(interval_seconds or 900)
+            if interval_seconds > bucket_seconds:
+                continue  # a coarser interval cannot be split into finer points
+            interval_start = interval_end - timedelta(seconds=interval_seconds)
+            offset = (interval_start - window_start) // bucket
+            bucket_start = window_start + offset * bucket
+            buckets.setdefault(bucket_start, []).append((interval_seconds, kwh, quality))
+
+        points = []
+        bucket_start = window_start
+        while bucket_start < window_end:
+            parts = buckets.get(bucket_start, [])
+            known = [(seconds, kwh, quality) for seconds, kwh, quality in parts if kwh is not None]
+            covered_seconds = sum(seconds for seconds, _, _ in known)
+            if covered_seconds >= bucket_seconds:
+                quality = worst_quality(quality for _, _, quality in known)
+            else:
+                quality = "missing"
+            points.append(
+                {
+                    "start": to_local_iso(bucket_start),
+                    "end": to_local_iso(bucket_start + bucket),
+                    "kwh": sum(kwh for _, kwh, _ in known) if known else None,
+                    "quality": quality,
+                }
+            )
+            bucket_start += bucket
+        return points
+
+    def _daily_rows(self, connection, supply_id, from_date, to_date, flow) -> dict[date, tuple]:
+        rows = self._query(
+            connection,
+            "SELECT local_date, kwh, intervals, expected_intervals, quality FROM daily "
+            "WHERE supply_id = ? AND flow = ? AND local_date >= ? AND local_date < ?",
+            [supply_id, flow, from_date, to_date],
+        )
+        return {row[0]: row[1:] for row in rows}
+
+    @staticmethod
+    def _day_quality(daily_row: tuple | None) -> tuple[float | None, str]:
+        if daily_row is None:
+            return None, "missing"
+        kwh, intervals, expected_intervals, quality = daily_row
+        incomplete = kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
+        return kwh, worst_quality([quality, "missing" if incomplete else "actual"])
+
+    def _day_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
+        daily = self._daily_rows(connection, supply_id, from_date, to_date, flow)
+        points = []
+        for day in date_range(from_date, to_date):
+            kwh, quality = self._day_quality(daily.get(day))
+            points.append(
+                {
+                    "start": to_local_iso(local_midnight_utc(day)),
+                    "end": to_local_iso(local_midnight_utc(day + timedelta(days=1))),
+                    "kwh": kwh,
+                    "quality": quality,
+                }
+            )
+        return points
+
+    def _month_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
+        """Whole months come from `monthly`; months cut by the window edges are summed from `daily`."""
+        monthly_rows = self._query(
+            connection,
+            "SELECT month, kwh, days, quality FROM monthly "
+            "WHERE supply_id = ? AND flow = ? AND month >= ? AND month < ?",
+            [supply_id, flow, first_of_month(from_date), to_date],
+        )
+        monthly = {row[0]: row[1:] for row in monthly_rows}
+        daily = self._daily_rows(connection, supply_id, from_date, to_date, flow)
+
+        points = []
+        month_start = first_of_month(from_date)
+        while month_start < to_date:
+            next_month = (month_start + timedelta(days=32)).replace(day=1)
+            part_start, part_end = max(month_start, from_date), min(next_month, to_date)
+            if (part_start, part_end) == (month_start, next_month):
+                kwh, quality = self._whole_month(monthly.get(month_start), month_start)
+            else:
+                days = [self._day_quality(daily.get(day)) for day in date_range(part_start, part_end)]
+                known = [kwh for kwh, _ in days if kwh is not None]
+                kwh = sum(known) if known else None
+                quality = worst_quality(quality for _, quality in days)
+            points.append(
+                {
+                    "start": to_local_iso(local_midnight_utc(part_start)),
+                    "end": to_local_iso(local_midnight_utc(part_end)),
+                    "kwh": kwh,
+                    "quality": quality,
+                }
+            )
+            month_start = next_month
+        return points
+
+    @staticmethod
+    def _whole_month(monthly_row: tuple | None, month_start: date) -> tuple[float | None, str]:
+        if monthly_row is None:
+            return None, "missing"
+        kwh, days, quality = monthly_row
+        days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
+        incomplete = kwh is None or (days is not None and days < days_in_month)
+        return kwh, worst_quality([quality, "missing" if incomplete else "actual"])
+
+
+def _net_point(delivered: dict, received: dict) -> dict:
+    both_known = delivered["kwh"] is not None and received["kwh"] is not None
+    return {
+        "start": delivered["start"],
+        "end": delivered["end"],
+        "kwh": delivered["kwh"] - received["kwh"] if both_known else None,
+        "quality": worst_quality([delivered["quality"], received["quality"]]),
+    }

@@ -1,0 +1,131 @@
+"""JSON API under /api/v1: the caller's supplies, consumption series and bills.
+
+Answers 401 JSON when not logged in (never a redirect), 404 JSON for anything not the caller's, and 400 JSON
+`{"error", "field"}` for invalid parameters. Error texts are Spanish: customers' browsers show them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from flask import Blueprint, jsonify, request, url_for
+from flask_login import current_user, login_required
+
+from readmodel import FLOWS, GRANULARITIES
+from readmodel.timeutil import add_months, local_today
+from webapp.access import owned_bill_or_404, owned_supply_or_404, read_model
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_DAYS = {"15min": 31, "hour": 92, "day": 800}
+MAX_YEARS_MONTHLY = 10
+# Without `from`, the window ends at `to` and reaches back as far as is useful for the granularity.
+DEFAULT_LOOKBACK_MONTHS = {"day": 13, "month": 13}
+DEFAULT_LOOKBACK_DAYS = {"15min": 1, "hour": 7}
+SUPPLY_FIELDS = (
+    "supply_id", "usage_point_mrid", "meter_mrid", "address", "comuna", "tariff", "status", "has_solar",
+    "data_from", "data_until",
+)
+
+
+class BadParameter(ValueError):
+    def __init__(self, message: str, field: str | None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@bp.errorhandler(BadParameter)
+def bad_parameter(error: BadParameter):
+    return jsonify(error=error.message, field=error.field), 400
+
+
+def parse_date(name: str, default: date) -> date:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not ISO_DATE.match(raw):
+        raise BadParameter(f"La fecha '{name}' debe tener el formato AAAA-MM-DD.", name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadParameter(f"La fecha '{name}' no existe.", name) from None
+
+
+def window_too_large(granularity: str, from_date: date, to_date: date) -> str | None:
+    if granularity == "month":
+        if to_date > add_months(from_date, 12 * MAX_YEARS_MONTHLY):
+            return f"El rango máximo para la granularidad 'month' es de {MAX_YEARS_MONTHLY} años."
+        return None
+    limit = MAX_DAYS[granularity]
+    if (to_date - from_date).days > limit:
+        return f"El rango máximo para la granularidad '{granularity}' es de {limit} días."
+    return None
+
+
+def supply_summary(supply: dict) -> dict:
+    summary = {field: supply.get(field) for field in SUPPLY_FIELDS}
+    summary["links"] = {
+        "self": url_for("portal.supply", supply_id=supply["supply_id"]),
+        "consumption": url_for("api.consumption", supply_id=supply["supply_id"]),
+        "bills": url_for("api.bills", supply_id=supply["supply_id"]),
+    }
+    return summary
+
+
+@bp.get("/supplies")
+@login_required
+def supplies():
+    rows = read_model().supplies_for_customer(current_user.customer_id)
+    return jsonify([supply_summary(row) for row in rows])
+
+
+@bp.get("/supplies/<supply_id>/consumption")
+@login_required
+def consumption(supply_id: str):
+    owned_supply_or_404(supply_id)
+    granularity = request.args.get("granularity") or "day"
+    if granularity not in GRANULARITIES:
+        raise BadParameter(f"Granularidad desconocida; usa una de: {', '.join(GRANULARITIES)}.", "granularity")
+    flow = request.args.get("flow") or "delivered"
+    if flow not in FLOWS:
+        raise BadParameter(f"Flujo desconocido; usa uno de: {', '.join(FLOWS)}.", "flow")
+    tomorrow = local_today() + timedelta(days=1)
+    to_date = parse_date("to", tomorrow)
+    if granularity in DEFAULT_LOOKBACK_MONTHS:
+        default_from = add_months(to_date, -DEFAULT_LOOKBACK_MONTHS[granularity])
+    else:
+        default_from = to_date - timedelta(days=DEFAULT_LOOKBACK_DAYS[granularity])
+    from_date = parse_date("from", default_from)
+    if from_date >= to_date:
+        raise BadParameter("'from' debe ser anterior a 'to'.", "from")
+    too_large = window_too_large(granularity, from_date, to_date)
+    if too_large:
+        raise BadParameter(too_large, "to")
+    return jsonify(read_model().consumption(supply_id, granularity, from_date, to_date, flow))
+
+
+@bp.get("/supplies/<supply_id>/bills")
+@login_required
+def bills(supply_id: str):
+    owned_supply_or_404(supply_id)
+    rows = read_model().bills(supply_id)
+    for row in rows:
+        row["links"] = {"self": url_for("api.bill", supply_id=supply_id, bill_id=row["bill_id"])}
+    return jsonify(rows)
+
+
+@bp.get("/supplies/<supply_id>/bills/<bill_id>")
+@login_required
+def bill(supply_id: str, bill_id: str):
+    return jsonify(owned_bill_or_404(supply_id, bill_id))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The API description (public: it holds no customer data)."""
+    from webapp.openapi import OPENAPI
+
+    return jsonify(OPENAPI)
