@@ -1,6 +1,5 @@
 """Billing assets: monthly bills with their line items from the billing system."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Master data assets: customers and their supplies (usage points) from the customer information system."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -5,7 +5,6 @@ at most `AMI_FETCH_DAYS` days and `AMI_FETCH_USAGE_POINTS` usage points per requ
 bound.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import os
@@ -66,7 +65,7 @@ def meter_readings(context: dg.AssetExecutionContext, backend: BackendResource, 
     batch_size = int(os.environ.get("AMI_FETCH_USAGE_POINTS", "200"))
     client = backend.client()
     with warehouse.connect() as con:
-        usage_points = queries.usage_point_mrids(con)
+        usage_points = queries.supply_usage_points(con)["usage_point_mrid"].to_list()
     totals = {"intervals": [0, 0, 0], "registers": [0, 0, 0]}
     unknown: set[str] = set()
     for chunk_start, chunk_end in _chunks(start, end, chunk_days):

@@ -1,6 +1,5 @@
 """The published read model: the immutable snapshot the portal reads."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -10,13 +10,13 @@ import polars as pl
 
 def supply_usage_points(con: duckdb.DuckDBPyConnection, active_only: bool = False) -> pl.DataFrame:
     """supply_id, usage_point_mrid, meter_mrid, status, has_solar of the known supplies, ordered by supply_id."""
-    return con.execute(
+    return con.sql(
         """
         SELECT supply_id, usage_point_mrid, meter_mrid, status, has_solar FROM supplies
         WHERE NOT ? OR status = 'active'
         ORDER BY supply_id
         """,
-        [active_only],
+        params=[active_only],
     ).pl()
 
 
@@ -27,7 +27,7 @@ def latest_interval_end(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
 
 def latest_interval_end_by_supply(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """supply_id, usage_point_mrid, latest_interval_end (null when the supply has no readings yet)."""
-    return con.execute(
+    return con.sql(
         """
         SELECT s.supply_id, s.usage_point_mrid, max(r.interval_end) AS latest_interval_end
         FROM supplies s LEFT JOIN interval_readings r USING (supply_id)
