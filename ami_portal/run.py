@@ -86,6 +86,12 @@ def run(settings: Settings) -> int:
         if not marker.exists():
             marker.write_text(history_start.isoformat() + "\n")
 
+        # Create the instance's storage once, before the webserver and the daemon race to create it.
+        subprocess.run(
+            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().get_runs(limit=1)"],
+            env=env,
+            check=True,
+        )
         workspace = str(Path(__file__).resolve().parent.parent / "workspace.yaml")
         group.start(
             "dagster-webserver",

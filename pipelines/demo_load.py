@@ -43,6 +43,8 @@ def run_initial_load(
             resources=default_resources(),
             selection=selection,
             tags=tags,
+            # Progress goes to the run's event log (the UI); the console only gets warnings.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         seconds = (dt.datetime.now() - started).total_seconds()
         report(f"  {label}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'} in {seconds:.1f} s")
