@@ -26,6 +26,10 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 2
+# A run whose process died (killed, OOM) is marked failed and its warehouse slot freed, so runs never queue forever.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
 """
 
 

@@ -14,6 +14,7 @@ from cim_ingest.errors import (
     ReplyErrorDetail,
     UnexpectedMessage,
     UnsafeXml,
+    UnknownUsagePoints,
     UnsupportedReadingType,
 )
 from cim_ingest.messages import (
@@ -38,6 +39,7 @@ __all__ = [
     "ReplyErrorDetail",
     "UnexpectedMessage",
     "UnsafeXml",
+    "UnknownUsagePoints",
     "UnsupportedReadingType",
     "build_get_meter_readings",
     "build_get_request",

@@ -40,6 +40,25 @@ CONTENT_TYPE = "application/xml; charset=utf-8"
 SPOOL_CHUNK_BYTES = 1 << 20
 
 
+MAX_PARTS = 10_000
+
+
+def _combine(batches: list[MeterReadingsBatch]) -> MeterReadingsBatch:
+    """One batch from the parts of a multi-part reply (same CorrelationID)."""
+    first = batches[0].header
+    errors = tuple(error for batch in batches for error in batch.header.errors)
+    results = {batch.header.result for batch in batches}
+    result = "PARTIAL" if errors or "PARTIAL" in results else first.result
+    header = EnvelopeHeader(**{**first.__dict__, "result": result, "errors": errors,
+                               "timestamp": max((b.header.timestamp for b in batches if b.header.timestamp),
+                                                default=first.timestamp)})
+    return MeterReadingsBatch(
+        header=header,
+        intervals=pl.concat([batch.intervals for batch in batches]),
+        registers=pl.concat([batch.registers for batch in batches]),
+    )
+
+
 class BackendClient:
     """Pull meter readings, customers, supplies and bills from the backends at `base_url`.
 
@@ -65,12 +84,41 @@ class BackendClient:
     def get_meter_readings(
         self, usage_point_mrids: Iterable[str], start: dt.datetime, end: dt.datetime
     ) -> MeterReadingsBatch:
-        """Interval readings ending in (start, end] and register reads in the same window, for the usage points."""
+        """Interval readings ending in (start, end] and register reads in the same window, for the usage points.
+
+        A multi-part reply (Header/Property `part` k of `partCount` n) is followed to the end: the same request
+        is sent again with `Request/Option part=k+1` and the same CorrelationID until the last part, and the
+        parts are combined (errors of every PARTIAL part kept, result the worst of them)."""
+        mrids = list(usage_point_mrids)
         correlation_id = str(uuid.uuid4())
-        body = build_get_meter_readings(list(usage_point_mrids), start, end, correlation_id=correlation_id)
-        batch = self._exchange(MDM_PATH, body, correlation_id, parse_meter_readings)
-        self._check_correlation(batch.header, correlation_id, MDM_PATH)
-        return batch
+        batches: list[MeterReadingsBatch] = []
+        part, part_count = 1, 1
+        while part <= part_count:
+            options = {"part": part} if part > 1 else None
+            body = build_get_meter_readings(mrids, start, end, correlation_id=correlation_id, options=options)
+            batch = self._exchange(MDM_PATH, body, correlation_id, parse_meter_readings)
+            self._check_correlation(batch.header, correlation_id, MDM_PATH)
+            batches.append(batch)
+            part_count = self._part_count(batch.header, part, part_count)
+            part += 1
+        return batches[0] if len(batches) == 1 else _combine(batches)
+
+    def _part_count(self, header: EnvelopeHeader, part: int, expected: int) -> int:
+        count_text, part_text = header.property("partCount"), header.property("part")
+        if count_text is None:
+            if part > 1:
+                raise BackendError(f"Part {part} of a multi-part reply from {self.base_url}{MDM_PATH} lost its "
+                                   "partCount; the reply cannot be completed.")
+            return 1
+        try:
+            count, number = int(count_text), int(part_text or part)
+        except ValueError:
+            raise BackendError(f"{self.base_url}{MDM_PATH} sent a non-numeric part/partCount "
+                               f"({part_text!r}/{count_text!r}).") from None
+        if number != part or count < part or (part > 1 and count != expected) or count > MAX_PARTS:
+            raise BackendError(f"{self.base_url}{MDM_PATH} answered part {number} of {count} when part {part} "
+                               f"of {expected if part > 1 else count} was asked; the multi-part reply is inconsistent.")
+        return count
 
     def get_customers(self) -> pl.DataFrame:
         """All customers (CIS `get Customers`)."""
@@ -84,6 +132,12 @@ class BackendClient:
         """All bills and their lines, or only those of `supply_id` (billing `get Bills`)."""
         options = {"supply_id": supply_id} if supply_id is not None else None
         return self._get_document(BILLING_PATH, "Bills", options, parse_bills)
+
+    def get_tariffs(self) -> pl.DataFrame:
+        """The tariff schedule (billing `get Tariffs`), see `cim_ingest.tariffs`."""
+        from cim_ingest.tariffs import parse_tariffs
+
+        return self._get_document(BILLING_PATH, "Tariffs", None, parse_tariffs)
 
     # --- plumbing -----------------------------------------------------------------------------------------
 

@@ -66,3 +66,16 @@ class BackendReplyError(CimError):
             f"{where}backend replied {result or 'without a result'}"
             + (f" with errors {summary}." if summary else " without error details; check the backend's logs.")
         )
+
+
+class UnknownUsagePoints(CimError):
+    """Readings name usage points the warehouse has no supply for (master data missing or a wrong mRID)."""
+
+    def __init__(self, usage_points: list[str], readings: int):
+        self.usage_points = list(usage_points)
+        self.readings = readings
+        shown = ", ".join(self.usage_points[:10]) + (" ..." if len(self.usage_points) > 10 else "")
+        super().__init__(
+            f"{readings} reading(s) name {len(self.usage_points)} usage point(s) with no supply in the warehouse "
+            f"({shown}); load the supplies (get UsagePoints) or correct the mRIDs, then ingest the file again."
+        )

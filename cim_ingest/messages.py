@@ -34,7 +34,7 @@ from cim_ingest.namespaces import ACCEPTED_MESSAGE_NAMESPACES, GET_METER_READING
 from cim_ingest.xml_safety import XmlSource, local_name, namespace_of, parse_document, safe_iterparse
 
 SOURCE_NAME = "AMI-PORTAL"
-GET_NOUNS = frozenset({"Customers", "UsagePoints", "Bills"})
+GET_NOUNS = frozenset({"Customers", "UsagePoints", "Bills", "Tariffs"})
 ROOT_KINDS = {
     "RequestMessage": "Request",
     "ResponseMessage": "Response",
@@ -61,6 +61,10 @@ class EnvelopeHeader:
     result: str | None = None
     errors: tuple[ReplyErrorDetail, ...] = ()
     namespace: str = ""
+    properties: tuple[tuple[str, str], ...] = ()  # Header/Property Name/Value pairs, in document order
+
+    def property(self, name: str) -> str | None:
+        return next((value for key, value in self.properties if key == name), None)
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ def build_get_meter_readings(
     end: dt.datetime,
     message_id: str | None = None,
     correlation_id: str | None = None,
+    options: Mapping[str, object] | None = None,
 ) -> bytes:
-    """`get MeterReadings` for the usage points over the window (start, end] (aware datetimes)."""
+    """`get MeterReadings` for the usage points over the window (start, end] (aware datetimes), with optional
+    `Request/Option` name/value pairs (e.g. `part` when following a multi-part reply)."""
     mrids = [str(mrid) for mrid in usage_point_mrids]
     if not mrids:
         raise InvalidValue("A MeterReadings request needs at least one usage point mRID.")
@@ -131,6 +137,11 @@ def build_get_meter_readings(
     root, request = _request_message("get", "MeterReadings", message_id, correlation_id)
     _sub(request, "StartTime", start_text)
     _sub(request, "EndTime", end_text)
+    for name, value in (options or {}).items():
+        if value is not None:
+            option = _sub(request, "Option")
+            _sub(option, "name", str(name))
+            _sub(option, "value", str(value))
     profile = etree.SubElement(
         request, f"{{{GET_METER_READINGS_NS}}}GetMeterReadings", nsmap={None: GET_METER_READINGS_NS}
     )
@@ -186,6 +197,17 @@ def _child_texts(element: etree._Element) -> dict[str, str]:
     return texts
 
 
+def _properties(header: etree._Element | None) -> tuple[tuple[str, str], ...]:
+    if header is None:
+        return ()
+    found = []
+    for child in header:
+        if local_name(child.tag) == "Property":
+            texts = _child_texts(child)
+            found.append((texts.get("Name") or texts.get("name") or "", texts.get("Value") or texts.get("value") or ""))
+    return tuple(found)
+
+
 def _header_from_element(kind: str, namespace: str, header: etree._Element | None) -> EnvelopeHeader:
     texts = _child_texts(header) if header is not None else {}
     return EnvelopeHeader(
@@ -197,6 +219,7 @@ def _header_from_element(kind: str, namespace: str, header: etree._Element | Non
         timestamp=parse_instant(texts.get("Timestamp"), "Header Timestamp"),
         source=texts.get("Source") or None,
         namespace=namespace,
+        properties=_properties(header),
     )
 
 
@@ -313,7 +336,8 @@ class EnvelopeReader:
     document whose root is `noun` in one of `document_namespaces`.
 
     Iterating yields `(local_name, element)` at the end of every element named in `record_names`; callers
-    should `clear()` what they consumed. `header` is complete once iteration finishes. Raises
+    should `clear()` what they consumed. `header` is complete once iteration finishes; while records are handed
+    out it already holds the Header and Reply (they precede the Payload). Raises
     UnexpectedMessage (wrong root, verb, noun, namespace), BackendReplyError (Fault, FAILED)."""
 
     def __init__(self, source: XmlSource, noun: str, document_namespaces: Iterable[str], record_names: Iterable[str]):
@@ -362,6 +386,7 @@ class EnvelopeReader:
                 if kind is None:
                     self._check_document(root)
                     kind = DOCUMENT_KIND
+                    self.header = EnvelopeHeader(kind=DOCUMENT_KIND, noun=self.noun, namespace=namespace_of(root.tag))
             if event == "root":
                 break
             tag = element.tag
@@ -375,6 +400,8 @@ class EnvelopeReader:
                 else:
                     reply = _reply_from_element(element)
                     self._raise_if_failed(kind, root, header_element, reply)
+                # Provisional until the end (then checked again): Header and Reply precede the Payload.
+                self.header = _with_reply(_header_from_element(kind, namespace_of(root.tag), header_element), *reply)
                 continue
             if name in envelope_parts:
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 import polars as pl
 from lxml import etree
@@ -266,7 +267,24 @@ def parse_meter_readings(source: XmlSource) -> MeterReadingsBatch:
     Raises MalformedXml, UnsafeXml, UnexpectedMessage, InvalidValue, UnsupportedReadingType, or
     BackendReplyError for a FAILED reply or a FaultMessage. A PARTIAL reply returns the batch and keeps the
     reply's errors on `header.errors`."""
-    accumulator = _Accumulator(FLUSH_ROWS)
+    chunks = list(iter_meter_readings_chunks(source))
+    header = chunks[-1].header
+    intervals = [chunk.intervals for chunk in chunks if chunk.intervals.height]
+    registers = [chunk.registers for chunk in chunks if chunk.registers.height]
+    return MeterReadingsBatch(
+        header=header,
+        intervals=pl.concat(intervals) if len(intervals) > 1 else (intervals[0] if intervals else chunks[-1].intervals),
+        registers=pl.concat(registers) if len(registers) > 1 else (registers[0] if registers else chunks[-1].registers),
+    )
+
+
+def iter_meter_readings_chunks(source: XmlSource, flush_rows: int = FLUSH_ROWS) -> Iterator[MeterReadingsBatch]:
+    """Stream a MeterReadings message as batches of about `flush_rows` readings (whole MeterReadings each), so a
+    caller can load a message of any size with flat memory. Each chunk's header carries the Header and Reply
+    (read before the Payload); the LAST chunk, always yielded (possibly empty), carries the final, fully checked
+    header. Errors as `parse_meter_readings`; a consumer must treat a chunk as provisional until the iteration
+    ends without error (load chunks inside one transaction)."""
+    accumulator = _Accumulator(flush_rows)
     reader = EnvelopeReader(
         source,
         NOUN,
@@ -292,12 +310,19 @@ def parse_meter_readings(source: XmlSource) -> MeterReadingsBatch:
             accumulator.close_meter_reading(element)
         element.clear()
         _drop_previous_siblings(element)
+        if accumulator.interval_frames or accumulator.register_frames:
+            assert reader.header is not None
+            yield _drain(accumulator, reader.header)
     accumulator.flush()
-    header = reader.header
-    assert header is not None
+    assert reader.header is not None
+    yield _drain(accumulator, reader.header)
+
+
+def _drain(accumulator: _Accumulator, header: EnvelopeHeader) -> MeterReadingsBatch:
     message_id = header.message_id or ""
     intervals = _finish(accumulator.interval_frames, INTERVAL_SCHEMA, message_id)
     registers = _finish(accumulator.register_frames, REGISTER_SCHEMA, message_id)
+    accumulator.interval_frames, accumulator.register_frames = [], []
     return MeterReadingsBatch(header=header, intervals=intervals, registers=registers)
 
 

@@ -76,6 +76,8 @@ class ReplyHeader:
     verb: str = "reply"
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timestamp: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    # Header/Property Name/Value pairs, e.g. (("part", "1"), ("partCount", "3")) for a multi-part reply.
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,12 @@ def _header_xml(header: ReplyHeader) -> str:
         f"<Header><Verb>{escape_text(header.verb)}</Verb><Noun>{escape_text(header.noun)}</Noun>"
         f"<Timestamp>{utc_text(header.timestamp)}</Timestamp><Source>{escape_text(header.source)}</Source>"
         f"<MessageID>{escape_text(header.message_id)}</MessageID>"
-        f"<CorrelationID>{escape_text(header.correlation_id)}</CorrelationID></Header>"
+        f"<CorrelationID>{escape_text(header.correlation_id)}</CorrelationID>"
+        + "".join(
+            f"<Property><Name>{escape_text(name)}</Name><Value>{escape_text(value)}</Value></Property>"
+            for name, value in header.properties
+        )
+        + "</Header>"
     )
 
 

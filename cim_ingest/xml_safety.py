@@ -109,8 +109,17 @@ def _reject_doctype(tree: etree._ElementTree) -> None:
         raise UnsafeXml(_DOCTYPE_REFUSED)
 
 
-def _syntax_error(error: etree.LxmlError) -> MalformedXml:
-    return MalformedXml(f"The XML is not well-formed ({error}); the message may be truncated or corrupted.")
+_LIMIT_MARKERS = ("Resource limit exceeded", "XML_PARSE_HUGE", "Excessive depth", "Maximum entity amplification")
+
+
+def _syntax_error(error: etree.LxmlError) -> MalformedXml | UnsafeXml:
+    text = str(error)
+    if any(marker in text for marker in _LIMIT_MARKERS):
+        return UnsafeXml(
+            f"The document exceeds the parser's safety limits ({text}): text nodes over 10 MB, nesting deeper than "
+            "256 levels or runaway expansion are refused. Ask the sender to split or fix the message."
+        )
+    return MalformedXml(f"The XML is not well-formed ({text}); the message may be truncated or corrupted.")
 
 
 def parse_document(source: XmlSource) -> etree._Element:
@@ -122,6 +131,20 @@ def parse_document(source: XmlSource) -> etree._Element:
         raise _syntax_error(error) from error
     _reject_doctype(tree)
     return tree.getroot()
+
+
+def root_element_name(source: XmlSource) -> str:
+    """Local name of the document's root element, reading only up to its start tag (same safety rules)."""
+    try:
+        with open_source(source) as stream:
+            events = etree.iterparse(_checked_stream(stream), events=("start",), remove_pis=True,
+                                     remove_comments=True, **_SAFE_OPTIONS)
+            for _event, element in events:
+                _reject_doctype(element.getroottree())
+                return local_name(element.tag)
+    except etree.XMLSyntaxError as error:
+        raise _syntax_error(error) from error
+    raise MalformedXml("The XML document is empty.")
 
 
 def safe_iterparse(

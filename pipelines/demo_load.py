@@ -15,7 +15,7 @@ from pipelines.resources import default_resources
 STEPS: list[tuple[str, list[str], bool]] = [
     ("master data", ["customers", "supplies"], False),
     ("meter readings", ["interval_readings", "register_reads", "daily_consumption"], True),
-    ("bills, rollups and publish", ["bills", "monthly_consumption", "read_model"], False),
+    ("bills, rollups and publish", ["bills", "tariffs", "monthly_consumption", "read_model"], False),
 ]
 
 

@@ -11,8 +11,9 @@ import os
 
 import dagster as dg
 
-from pipelines.partitions import daily_partitions
+from pipelines import checks
 from pipelines.master_data import supplies
+from pipelines.partitions import daily_partitions
 from pipelines.resources import BackendResource, WarehouseResource
 from warehouse import loads, queries, rollups
 
@@ -110,18 +111,39 @@ def meter_readings(context: dg.AssetExecutionContext, backend: BackendResource, 
     kinds={"duckdb"},
     owners=["team:data-engineering"],
     pool="warehouse",
+    check_specs=checks.specs("daily_consumption", checks.DAILY_CHECKS),
 )
 def daily_consumption(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Energy per supply, flow and local day (America/Santiago), with the number of intervals received against
     the number expected that day (96; 100 or 92 on clock-change days) and the day's worst quality. Rebuilt by
-    delete-then-insert of the partition's days in one transaction."""
+    delete-then-insert of the partition's days in one transaction.
+
+    Its checks judge the interval readings of the same days; the blocking ones (overlaps, implausible values)
+    stop the monthly rollup and the publish of the run, so bad data never reaches customers."""
     window = context.partition_time_window
     first_day = window.start.date()
     last_day = (window.end - dt.timedelta(hours=12)).date()
     with warehouse.connect() as con:
         rows = rollups.rebuild_daily(con, first_day, last_day)
+        outcomes = checks.evaluate_daily(con, first_day, last_day)
+        preview = con.sql(
+            "SELECT supply_id, flow, local_date, CAST(kwh AS DOUBLE) AS kwh, intervals, expected_intervals, quality "
+            "FROM daily_consumption WHERE local_date BETWEEN ? AND ? ORDER BY local_date DESC, supply_id, flow "
+            "LIMIT 5",
+            params=[first_day, last_day],
+        ).pl()
+    failed = checks.blocking_failures(outcomes)
+    if failed:
+        context.log.error("Blocking checks failed for %s..%s: %s; the publish of this run will not happen",
+                          first_day, last_day, ", ".join(failed))
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
+        metadata={
+            "dagster/row_count": rows,
+            "first_day": first_day.isoformat(),
+            "last_day": last_day.isoformat(),
+            "preview": dg.MetadataValue.md(checks.markdown(preview.to_dicts())),
+        },
+        check_results=checks.daily_results("daily_consumption", outcomes),
     )
 
 

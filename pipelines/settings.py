@@ -37,3 +37,28 @@ def partitions_start() -> str:
         value = marker.read_text().strip() if marker.exists() else DEFAULT_PARTITIONS_START
     dt.date.fromisoformat(value)  # fail early, with the offending value in the traceback
     return value
+
+
+def pull_cron() -> str:
+    """Cron (America/Santiago) of the pull of recent meter data: `AMI_PULL_CRON`, default every 15 minutes."""
+    return os.environ.get("AMI_PULL_CRON", "*/15 * * * *")
+
+
+def lookback_days() -> int:
+    """Days before today re-pulled by every scheduled run, for late and corrected data: `AMI_LOOKBACK_DAYS`,
+    default 2."""
+    value = int(os.environ.get("AMI_LOOKBACK_DAYS", "2"))
+    if value < 0:
+        raise ValueError(f"AMI_LOOKBACK_DAYS must be 0 or more, not {value}")
+    return value
+
+
+def inbox_sensor_seconds() -> int:
+    """How often the inbox sensor looks for new files: `AMI_INBOX_SENSOR_SECONDS`, default 5."""
+    return int(os.environ.get("AMI_INBOX_SENSOR_SECONDS", "5"))
+
+
+def inbox_retry_seconds() -> int:
+    """A file still in the inbox this long after its run was requested is requested again (its run failed
+    before it could move the file): `AMI_INBOX_RETRY_SECONDS`, default 600."""
+    return int(os.environ.get("AMI_INBOX_RETRY_SECONDS", "600"))

@@ -11,8 +11,10 @@ Consumption windows are local dates [from, to): the intervals whose END lies in
 from __future__ import annotations
 
 import calendar
+import functools
+import threading
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,6 +22,7 @@ import duckdb
 from readmodel.snapshots import ReadModelUnavailable, SnapshotConnections
 from readmodel.timeutil import (
     TIMEZONE_NAME,
+    add_months,
     as_utc,
     date_range,
     first_of_month,
@@ -27,16 +30,22 @@ from readmodel.timeutil import (
     to_local_iso,
 )
 
-GRANULARITIES = ("15min", "hour", "day", "month")
+GRANULARITIES = ("15min", "hour", "day", "month", "billing_period")
 FLOWS = ("delivered", "received", "net")
 QUALITY_ORDER = ("actual", "edited", "estimated", "missing")  # ascending severity
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUARTER_HOUR = timedelta(minutes=15)
 ONE_HOUR = timedelta(hours=1)
 
 SUPPLY_COLUMNS = (
     "supply_id", "customer_id", "usage_point_mrid", "meter_mrid", "address", "comuna", "tariff", "status",
     "has_solar", "data_from", "data_until",
+)
+# Instants come out as epoch microseconds: converting TIMESTAMPTZ values to Python datetimes inside DuckDB costs
+# more than the whole lookup, on a query every page and API call makes.
+_SUPPLY_SELECT = ", ".join(
+    f"epoch_us({column})" if column in ("data_from", "data_until") else column for column in SUPPLY_COLUMNS
 )
 CUSTOMER_COLUMNS = ("customer_id", "client_number", "name", "rut", "email")
 BILL_COLUMNS = (
@@ -46,6 +55,10 @@ BILL_COLUMNS = (
 BILL_LINE_COLUMNS = ("line_no", "code", "description", "quantity", "unit", "unit_price_clp", "amount_clp")
 BILL_KWH_FIELDS = {"kwh", "register_start_kwh", "register_end_kwh", "received_kwh"}
 BILL_MONEY_FIELDS = {"net_clp", "iva_clp", "total_clp"}
+TARIFF_COLUMNS = (
+    "valid_from", "valid_to", "tariff", "fixed_clp_month", "energy_clp_per_kwh", "injection_clp_per_kwh",
+)
+IVA_RATE = 0.19
 
 
 def worst_quality(qualities: Iterable[str | None]) -> str:
@@ -75,6 +88,23 @@ class ReadModel:
     def __init__(self, readmodel_dir: Path, recheck_seconds: float = 1.0):
         self.readmodel_dir = Path(readmodel_dir)
         self._connections = SnapshotConnections(self.readmodel_dir, recheck_seconds=recheck_seconds)
+        # Snapshots never change once published, so small per-snapshot facts (publish time, which tables exist,
+        # tariff schedules) are cached by snapshot path: each costs a query otherwise, on every request.
+        self._snapshot_facts: dict[Path, dict] = {}
+        self._facts_lock = threading.Lock()
+
+    def _cached(self, key, compute):
+        """`compute()` once per snapshot (the one this thread's connection is on)."""
+        snapshot = getattr(self._connections._local, "snapshot_path", None)
+        facts = self._snapshot_facts.get(snapshot)
+        if facts is None:
+            with self._facts_lock:
+                facts = self._snapshot_facts.setdefault(snapshot, {})
+                for stale in [path for path in self._snapshot_facts if path != snapshot][:-1]:
+                    del self._snapshot_facts[stale]  # keep the current and the previous snapshot only
+        if key not in facts:
+            facts[key] = compute()
+        return facts[key]
 
     # -- plumbing -----------------------------------------------------------------------------------------------
 
@@ -102,6 +132,9 @@ class ReadModel:
         return self._as_of(self._connections.connection())
 
     def _as_of(self, connection: duckdb.DuckDBPyConnection) -> str:
+        return self._cached("as_of", lambda: self._read_as_of(connection))
+
+    def _read_as_of(self, connection: duckdb.DuckDBPyConnection) -> str:
         rows = self._query(connection, "SELECT value FROM meta WHERE key = ?", ["published_at"])
         if not rows:
             raise ReadModelUnavailable("snapshot has no published_at in meta")
@@ -130,17 +163,20 @@ class ReadModel:
     def _supply_dict(self, row: tuple) -> dict:
         supply = {column: _json_value(value) for column, value in zip(SUPPLY_COLUMNS, row)}
         supply["has_solar"] = bool(supply["has_solar"])
+        for column in ("data_from", "data_until"):
+            if supply[column] is not None:
+                supply[column] = to_local_iso(_EPOCH + timedelta(microseconds=supply[column]))
         return supply
 
     def supplies_for_customer(self, customer_id: str) -> list[dict]:
         rows = self._rows(
-            f"SELECT {', '.join(SUPPLY_COLUMNS)} FROM supplies WHERE customer_id = ? ORDER BY supply_id",
+            f"SELECT {_SUPPLY_SELECT} FROM supplies WHERE customer_id = ? ORDER BY supply_id",
             [customer_id],
         )
         return [self._supply_dict(row) for row in rows]
 
     def supply(self, supply_id: str) -> dict | None:
-        rows = self._rows(f"SELECT {', '.join(SUPPLY_COLUMNS)} FROM supplies WHERE supply_id = ?", [supply_id])
+        rows = self._rows(f"SELECT {_SUPPLY_SELECT} FROM supplies WHERE supply_id = ?", [supply_id])
         return self._supply_dict(rows[0]) if rows else None
 
     # -- bills --------------------------------------------------------------------------------------------------
@@ -195,6 +231,73 @@ class ReadModel:
         ]
         return bill
 
+    # -- whole-history rows (the customer's "all my data" export) ------------------------------------------------
+
+    def interval_rows(self, supply_id: str) -> list[tuple]:
+        """Every stored interval of the supply: (flow, interval_end ISO local, interval_seconds, kwh, quality)."""
+        rows = self._rows(
+            "SELECT flow, interval_end, interval_seconds, kwh, quality FROM intervals WHERE supply_id = ? "
+            "ORDER BY flow, interval_end",
+            [supply_id],
+        )
+        return [(flow, to_local_iso(end), int(seconds), round_kwh(kwh), quality)
+                for flow, end, seconds, kwh, quality in rows]
+
+    def daily_rows(self, supply_id: str) -> list[tuple]:
+        """Every daily total of the supply: (flow, local_date ISO, kwh, intervals, expected_intervals, quality)."""
+        rows = self._rows(
+            "SELECT flow, local_date, kwh, intervals, expected_intervals, quality FROM daily WHERE supply_id = ? "
+            "ORDER BY flow, local_date",
+            [supply_id],
+        )
+        return [(flow, day.isoformat(), round_kwh(kwh), intervals, expected, quality)
+                for flow, day, kwh, intervals, expected, quality in rows]
+
+    def day_quality_counts(self, supply_id: str, from_date: date, to_date: date, flow: str = "delivered") -> dict:
+        """How many local days of [from_date, to_date) are actual, edited, estimated or missing (absent = missing)."""
+        daily = self._daily_rows(self._connections.connection(), supply_id, from_date, to_date, flow)
+        counts = dict.fromkeys(QUALITY_ORDER, 0)
+        for day in date_range(from_date, to_date):
+            counts[self._day_quality(daily.get(day))[1]] += 1
+        return counts
+
+    # -- tariffs ------------------------------------------------------------------------------------------------
+
+    def _has_table(self, connection, table: str) -> bool:
+        return self._cached(("table", table), lambda: bool(self._query(
+            connection, "SELECT 1 FROM duckdb_tables() WHERE table_name = ? LIMIT 1", [table])))
+
+    def tariffs(self, tariff: str | None = None) -> list[dict]:
+        """The tariff schedule (oldest first), or [] when the snapshot carries no `tariffs` table."""
+        return self._tariffs(self._connections.connection(), tariff)
+
+    def _tariffs(self, connection, tariff: str | None) -> list[dict]:
+        schedule = self._cached(("tariffs", tariff), lambda: self._read_tariffs(connection, tariff))
+        return [dict(row) for row in schedule]
+
+    def _read_tariffs(self, connection, tariff: str | None) -> list[dict]:
+        if not self._has_table(connection, "tariffs"):
+            return []
+        sql = f"SELECT {', '.join(TARIFF_COLUMNS)} FROM tariffs"
+        params: list = []
+        if tariff is not None:
+            sql += " WHERE tariff = ?"
+            params.append(tariff)
+        rows = self._query(connection, sql + " ORDER BY tariff, valid_from", params)
+        schedule = []
+        for valid_from, valid_to, name, fixed, energy, injection in rows:
+            schedule.append(
+                {
+                    "valid_from": valid_from.isoformat(),
+                    "valid_to": None if valid_to is None else valid_to.isoformat(),
+                    "tariff": name,
+                    "fixed_clp_month": None if fixed is None else int(fixed),
+                    "energy_clp_per_kwh": None if energy is None else float(energy),
+                    "injection_clp_per_kwh": None if injection is None else float(injection),
+                }
+            )
+        return schedule
+
     # -- consumption --------------------------------------------------------------------------------------------
 
     def consumption(
@@ -204,9 +307,11 @@ class ReadModel:
         from_date: date,
         to_date: date,
         flow: str = "delivered",
+        supply: dict | None = None,
     ) -> dict:
         """The consumption series of one supply over local dates [from_date, to_date).
 
+        `supply` (the supply's row, when the caller already has it) saves looking up its tariff and solar flag.
         Raises ValueError for an unknown granularity or flow, or an empty window.
         """
         if granularity not in GRANULARITIES:
@@ -218,15 +323,20 @@ class ReadModel:
         connection = self._connections.connection()
         if flow == "net":
             delivered = self._points(connection, supply_id, granularity, from_date, to_date, "delivered")
-            if self._supply_has_received_channel(connection, supply_id):
+            if (supply or {}).get("has_solar") or self._supply_has_received_channel(connection, supply_id):
                 received = self._points(connection, supply_id, granularity, from_date, to_date, "received")
                 points = [_net_point(d, r) for d, r in zip(delivered, received, strict=True)]
+                per_flow = {"delivered": delivered, "received": received}
             else:
                 points = delivered
+                per_flow = {"delivered": delivered}
         else:
             points = self._points(connection, supply_id, granularity, from_date, to_date, flow)
-        for point in points:
+            per_flow = {flow: points}
+        costs = self._costs(connection, supply_id, granularity, from_date, to_date, points, per_flow, supply)
+        for index, point in enumerate(points):
             point["kwh"] = round_kwh(point["kwh"])
+            point["clp"] = costs[index] if costs is not None else None
         return {
             "supply_id": supply_id,
             "unit": "kWh",
@@ -236,8 +346,50 @@ class ReadModel:
             "from": from_date.isoformat(),
             "to": to_date.isoformat(),
             "flow": flow,
+            "prices_available": costs is not None,
             "points": points,
         }
+
+    def _costs(self, connection, supply_id, granularity, from_date, to_date, points, per_flow,
+               supply: dict | None = None) -> list | None:
+        """Pesos of each point: energy charge plus IVA at the rate valid on each local day (received energy
+        counts as a credit at the injection rate), never the fixed charge. None without a tariff schedule.
+
+        Each day is priced with the tariff in force that day, so a tariff change never rewrites the past.
+        """
+        if not self._has_table(connection, "tariffs"):
+            return None
+        if supply is not None and "tariff" in supply:
+            tariff = supply["tariff"]
+        else:
+            supply_rows = self._query(connection, "SELECT tariff FROM supplies WHERE supply_id = ?", [supply_id])
+            if not supply_rows:
+                return None
+            tariff = supply_rows[0][0]
+        schedule = self._tariffs(connection, tariff)
+        if not schedule:
+            return None
+        rate_of = _rate_lookup(schedule)
+        if granularity in ("15min", "hour", "day"):
+            costs = []
+            for index, point in enumerate(points):
+                day = date.fromisoformat(point["start"][:10])
+                costs.append(_priced({flow: series[index]["kwh"] for flow, series in per_flow.items()}, day, rate_of))
+            return costs
+        daily_by_flow = {
+            flow: self._daily_rows(connection, supply_id, from_date, to_date, flow) for flow in per_flow
+        }
+        day_cost: dict[date, float | None] = {}
+        for day in date_range(from_date, to_date):
+            kwh_by_flow = {flow: (rows.get(day) or (None,))[0] for flow, rows in daily_by_flow.items()}
+            day_cost[day] = _priced(kwh_by_flow, day, rate_of, rounded=False)
+        costs = []
+        for point in points:
+            # a local day whose midnight does not exist starts at 01:00: the text still names its date
+            first, stop = date.fromisoformat(point["start"][:10]), date.fromisoformat(point["end"][:10])
+            known = [day_cost[day] for day in date_range(first, stop) if day_cost.get(day) is not None]
+            costs.append(int(round(sum(known))) if known else None)
+        return costs
 
     def _supply_has_received_channel(self, connection, supply_id: str) -> bool:
         """A supply without solar has no export channel: its net equals delivered, not 'missing'."""
@@ -250,6 +402,8 @@ class ReadModel:
         return bool(rows)
 
     def _points(self, connection, supply_id, granularity, from_date, to_date, flow) -> list[dict]:
+        if granularity == "billing_period":
+            return self._billing_period_points(connection, supply_id, from_date, to_date, flow)
         if granularity == "15min":
             return self._interval_points(connection, supply_id, from_date, to_date, flow, QUARTER_HOUR)
         if granularity == "hour":
@@ -329,14 +483,8 @@ class ReadModel:
         points = []
         for day in date_range(from_date, to_date):
             kwh, quality = self._day_quality(daily.get(day))
-            points.append(
-                {
-                    "start": to_local_iso(local_midnight_utc(day)),
-                    "end": to_local_iso(local_midnight_utc(day + timedelta(days=1))),
-                    "kwh": kwh,
-                    "quality": quality,
-                }
-            )
+            start, end = _day_bounds(day)
+            points.append({"start": start, "end": end, "kwh": kwh, "quality": quality})
         return points
 
     def _month_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
@@ -373,6 +521,48 @@ class ReadModel:
             month_start = next_month
         return points
 
+    def billing_periods(self, supply_id: str, from_date: date, to_date: date) -> list[tuple[date, date, str | None]]:
+        """Billing periods [start, end) overlapping [from_date, to_date), with the bill id when one was issued."""
+        return self._billing_periods(self._connections.connection(), supply_id, from_date, to_date)
+
+    def _billing_periods(self, connection, supply_id, from_date, to_date) -> list[tuple[date, date, str | None]]:
+        """Issued bills give the real periods; before the first and after the last, periods continue monthly on
+        the same cycle day (the open period after the last bill is the one being read now)."""
+        rows = self._query(
+            connection,
+            "SELECT period_start, period_end, bill_id FROM bills WHERE supply_id = ? ORDER BY period_start",
+            [supply_id],
+        )
+        periods: list[tuple[date, date, str | None]] = [(start, end, bill_id) for start, end, bill_id in rows]
+        if not periods:
+            anchor = first_of_month(from_date)
+            periods = [(anchor, add_months(anchor, 1), None)]
+        while periods[0][0] > from_date:
+            start = periods[0][0]
+            periods.insert(0, (add_months(start, -1), start, None))
+        while periods[-1][1] < to_date:
+            end = periods[-1][1]
+            periods.append((end, add_months(end, 1), None))
+        return [period for period in periods if period[0] < to_date and period[1] > from_date]
+
+    def _billing_period_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
+        daily = self._daily_rows(connection, supply_id, from_date, to_date, flow)
+        points = []
+        for period_start, period_end, bill_id in self._billing_periods(connection, supply_id, from_date, to_date):
+            part_start, part_end = max(period_start, from_date), min(period_end, to_date)
+            days = [self._day_quality(daily.get(day)) for day in date_range(part_start, part_end)]
+            known = [kwh for kwh, _ in days if kwh is not None]
+            point = {
+                "start": to_local_iso(local_midnight_utc(part_start)),
+                "end": to_local_iso(local_midnight_utc(part_end)),
+                "kwh": sum(known) if known else None,
+                "quality": worst_quality(quality for _, quality in days),
+            }
+            if bill_id is not None:
+                point["bill_id"] = bill_id
+            points.append(point)
+        return points
+
     @staticmethod
     def _whole_month(monthly_row: tuple | None, month_start: date) -> tuple[float | None, str]:
         if monthly_row is None:
@@ -381,6 +571,48 @@ class ReadModel:
         days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
         incomplete = kwh is None or (days is not None and days < days_in_month)
         return kwh, worst_quality([quality, "missing" if incomplete else "actual"])
+
+
+@functools.lru_cache(maxsize=16384)
+def _day_bounds(day: date) -> tuple[str, str]:
+    """ISO texts of a local day's first and next day's first instant (cached: the same days are asked often)."""
+    return to_local_iso(local_midnight_utc(day)), to_local_iso(local_midnight_utc(day + timedelta(days=1)))
+
+
+def _rate_lookup(schedule: list[dict]):
+    """day -> the tariff row valid that day (valid_from <= day < valid_to), or None."""
+    rows = [
+        (date.fromisoformat(row["valid_from"]), date.fromisoformat(row["valid_to"]) if row["valid_to"] else None, row)
+        for row in schedule
+    ]
+
+    def rate_of(day: date) -> dict | None:
+        for valid_from, valid_to, row in rows:
+            if valid_from <= day and (valid_to is None or day < valid_to):
+                return row
+        return None
+
+    return rate_of
+
+
+def _priced(kwh_by_flow: dict, day: date, rate_of, rounded: bool = True):
+    """Energy pesos (with IVA) of the given kWh per flow on `day`; received energy is a credit."""
+    row = rate_of(day)
+    if row is None:
+        return None
+    total, known = 0.0, False
+    for flow, kwh in kwh_by_flow.items():
+        if kwh is None:
+            continue
+        known = True
+        if flow == "received":
+            total -= float(kwh) * (row["injection_clp_per_kwh"] or 0.0)
+        else:
+            total += float(kwh) * (row["energy_clp_per_kwh"] or 0.0)
+    if not known:
+        return None
+    total *= 1 + IVA_RATE
+    return int(round(total)) if rounded else total
 
 
 def _net_point(delivered: dict, received: dict) -> dict:

@@ -9,10 +9,19 @@ when it has none):
                        `MeterReading` per known usage point: 15-minute delivered energy (and received, for solar)
                        whose interval END t satisfies StartTime < t <= EndTime, and the daily register reads at
                        local midnights in the same window. Unknown usage points among known ones: Result PARTIAL
-                       with one WARNING Error each; all unknown: FaultMessage.
+                       with one WARNING Error each; all unknown: FaultMessage. Multi-part replies: with
+                       `SIMULATOR_PART_SIZE=N` a request for more than N usage points is answered in parts of N
+                       (Header/Property `part` k and `partCount` n); the client asks for the next part by
+                       repeating the request with `Request/Option` name `part`, value k+1.
 - `POST /cim/cis`      `get Customers` (all customers), `get UsagePoints` (all supplies).
 - `POST /cim/billing`  `get Bills` (all bills, or one supply's with `Request/Option` name `supply_id`).
-- `POST /cim/headend`  reserved for on-demand reads: always a FaultMessage "not implemented" (HTTP 501).
+                       `get Tariffs`: the BT1 tariff schedule (one row per half-year) covering the history.
+- `POST /cim/billing`  `get AccountBalance` (`Request/Option` supply_id): live balance (see simulator.headend).
+- `POST /cim/headend`  `create MeterReadings` / `get MeterReadings`: on-demand reads (see simulator.headend).
+Fault injection per backend: `POST /admin/faults`, `GET /admin/faults`, `DELETE /admin/faults`, or the
+`SIMULATOR_FAULTS` environment variable (see simulator.faults); head-end read delay and failure rate:
+`POST /admin/headend` or `SIMULATOR_READ_DELAY` / `SIMULATOR_READ_FAILURE_RATE`. Every CIM call is logged
+with its service, verb, noun, CorrelationID, HTTP status and duration.
 Malformed or unsafe XML (any DOCTYPE), a wrong root, verb or noun, missing or bad times, a too long window,
 unknown usage points or supply: FaultMessage, HTTP 400, never a stack trace.
 
@@ -37,12 +46,15 @@ A supply without solar has no received channel: its received points and days are
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from lxml import etree
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
@@ -70,7 +82,10 @@ from cim_ingest.writer import (
     local_timestamps,
 )
 from cim_ingest.xml_safety import local_name, parse_document
-from simulator.model import FLOWS, SimulationConfig, World, local_midnight
+from cim_ingest.tariffs import TariffOut, iter_tariffs_response
+from simulator.faults import FaultConfigError, FaultInjector, faulty_response
+from simulator.headend import HeadEnd, HeadEndRejected, account_balance, iter_account_balance_response
+from simulator.model import FLOWS, SimulationConfig, World, _round_half_up, local_midnight, tariff_on
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +94,8 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 XML_MIMETYPE = "application/xml"
 
 SOURCES = {"mdm": "SIM-MDM", "cis": "SIM-CIS", "billing": "SIM-BILLING", "headend": "SIM-HEADEND"}
-NOUNS = {"mdm": {"MeterReadings"}, "cis": {"Customers", "UsagePoints"}, "billing": {"Bills"}, "headend": set()}
+NOUNS = {"mdm": {"MeterReadings"}, "cis": {"Customers", "UsagePoints"}, "billing": {"Bills", "Tariffs", "AccountBalance"},
+         "headend": {"MeterReadings"}}
 
 
 class RequestRejected(Exception):
@@ -218,6 +234,15 @@ def _answer_meter_readings(world: World, parsed: ParsedRequest, header: ReplyHea
     if not known:
         raise RequestRejected(
             "UNKNOWN_USAGE_POINT", "None of the requested usage points exists.", ", ".join(parsed.usage_point_mrids))
+    part_size = int(os.environ.get("SIMULATOR_PART_SIZE") or 0)  # usage points per reply part; 0: one part
+    if part_size > 0 and len(known) > part_size:
+        part_count = -(-len(known) // part_size)
+        part = int(parsed.options.get("part") or 1) if str(parsed.options.get("part") or "1").isdigit() else 0
+        if not 1 <= part <= part_count:
+            raise RequestRejected("INVALID_PART", f"Request/Option part must be 1..{part_count}.")
+        known = known[(part - 1) * part_size: part * part_size]
+        errors = errors if part == 1 else []
+        header = dataclasses.replace(header, properties=(("part", str(part)), ("partCount", str(part_count))))
     readings = (_meter_reading(world, index, start, end) for index in known)
     result = "PARTIAL" if errors else "OK"
     return Response(iter_meter_readings_response(header, readings, result, errors), mimetype=XML_MIMETYPE)
@@ -240,6 +265,18 @@ def _bills_of(world: World, supply_id: str | None) -> Iterator[BillOut]:
         yield from world.bills(index)
 
 
+def _tariffs_out(world: World) -> Iterator[TariffOut]:
+    """The schedule of `simulator.model.tariff_on`, one row per half-year from the history start to today."""
+    day = tariff_on(world.history_start_date).valid_from
+    while day <= world.today:
+        tariff = tariff_on(day)
+        valid_to = dt.date(day.year + (day.month == 7), 1 if day.month == 7 else 7, 1)
+        yield TariffOut("BT1", tariff.valid_from, valid_to,
+                        _round_half_up(*tariff.fixed_clp_per_month.as_integer_ratio()),
+                        tariff.energy_clp_per_kwh, tariff.injection_clp_per_kwh)
+        day = valid_to
+
+
 def _answer(world: World, service: str, parsed: ParsedRequest) -> Response:
     if parsed.verb.lower() != "get":
         raise RequestRejected("UNSUPPORTED_VERB", f"Only verb 'get' is served here, not {parsed.verb!r}.")
@@ -254,9 +291,16 @@ def _answer(world: World, service: str, parsed: ParsedRequest) -> Response:
         return Response(iter_customers_response(header, _customers_out(world)), mimetype=XML_MIMETYPE)
     if parsed.noun == "UsagePoints":
         return Response(iter_usage_points_response(header, _usage_points_out(world)), mimetype=XML_MIMETYPE)
+    if parsed.noun == "Tariffs":
+        return Response(iter_tariffs_response(header, _tariffs_out(world)), mimetype=XML_MIMETYPE)
     supply_id = parsed.options.get("supply_id") or None
     if supply_id is not None and world.supply_index_by_id(supply_id) is None:
         raise RequestRejected("UNKNOWN_SUPPLY", "Unknown supply_id.", supply_id)
+    if parsed.noun == "AccountBalance":
+        if supply_id is None:
+            raise RequestRejected("NO_SUPPLY", "Name the supply with Request/Option supply_id.")
+        balance = account_balance(world, world.supply_index_by_id(supply_id))
+        return Response(iter_account_balance_response(header, balance), mimetype=XML_MIMETYPE)
     return Response(iter_bills_response(header, _bills_of(world, supply_id)), mimetype=XML_MIMETYPE)
 
 
@@ -372,6 +416,67 @@ def _register_truth_routes(app: Flask, world: World) -> None:
         return jsonify([bill_json(bill) for bill in _bills_of(world, supply_id)])
 
 
+def _answer_headend(headend: HeadEnd, parsed: ParsedRequest) -> Response:
+    verb = parsed.verb.lower()
+    if parsed.noun != "MeterReadings" or verb not in ("create", "get"):
+        raise RequestRejected("UNKNOWN_NOUN", f"The head-end serves 'create'/'get MeterReadings', not "
+                              f"{parsed.verb!r} {parsed.noun!r}.")
+    header = ReplyHeader(noun="MeterReadings", correlation_id=parsed.reply_correlation_id, source=SOURCES["headend"])
+    try:
+        if verb == "create":
+            body = headend.create(parsed.reply_correlation_id, parsed.usage_point_mrids, header)
+        else:
+            body = headend.poll(parsed.options, header)
+    except HeadEndRejected as rejected:
+        raise RequestRejected(rejected.code, rejected.reason, rejected.details, rejected.status) from rejected
+    return Response(body, mimetype=XML_MIMETYPE)
+
+
+def _register_admin_routes(app: Flask, faults: FaultInjector, headend: HeadEnd) -> None:
+    """Fault injection and head-end settings (JSON; a test and operator tool, like /truth)."""
+
+    @app.get("/admin/faults")
+    def list_faults():
+        return jsonify(faults.snapshot())
+
+    @app.post("/admin/faults")
+    def set_fault():
+        body = request.get_json(silent=True) or {}
+        try:
+            faults.set(str(body.get("backend", "")), str(body.get("mode", "")), body.get("delay_s"), body.get("count"))
+        except FaultConfigError as error:
+            return jsonify({"error": str(error)}), 400
+        return jsonify(faults.snapshot())
+
+    @app.delete("/admin/faults")
+    def clear_faults():
+        faults.clear()
+        return jsonify({})
+
+    @app.post("/admin/headend")
+    def headend_settings():
+        body = request.get_json(silent=True) or {}
+        try:
+            headend.settings.update(body.get("delay_min_s"), body.get("delay_max_s"), body.get("failure_rate"))
+        except (TypeError, ValueError) as error:
+            return jsonify({"error": str(error)}), 400
+        return jsonify(headend.settings.as_dict())
+
+    @app.before_request
+    def start_clock():
+        g.cim_started = time.monotonic()
+
+    @app.after_request
+    def log_cim_call(response: Response) -> Response:
+        if request.path.startswith("/cim/"):
+            parsed = g.get("cim_request") or ParsedRequest()
+            log.info("cim call service=%s verb=%s noun=%s correlation_id=%s status=%d duration_ms=%.1f",
+                     request.path.rsplit("/", 1)[-1], parsed.verb or "-", parsed.noun or "-",
+                     parsed.reply_correlation_id or "-", response.status_code,
+                     (time.monotonic() - g.get("cim_started", time.monotonic())) * 1000)
+        return response
+
+
 def create_app(config: SimulationConfig | None = None) -> Flask:
     """The simulator's Flask app over a `World` built from `config` (default: `SimulationConfig()`)."""
     world = World(config or SimulationConfig())
@@ -384,6 +489,15 @@ def create_app(config: SimulationConfig | None = None) -> Flask:
     def healthz():
         return Response("ok", mimetype="text/plain")
 
+    faults = FaultInjector()
+    faults.configure_from_text(os.environ.get("SIMULATOR_FAULTS", ""))
+    headend = HeadEnd(world)
+    headend.settings.configure_from_env(
+        os.environ.get("SIMULATOR_READ_DELAY"), os.environ.get("SIMULATOR_READ_FAILURE_RATE"))
+    app.extensions["simulator_faults"] = faults
+    app.extensions["simulator_headend"] = headend
+    _register_admin_routes(app, faults, headend)
+
     @app.post("/cim/<service>")
     def cim(service: str):
         if service not in SOURCES:
@@ -391,10 +505,19 @@ def create_app(config: SimulationConfig | None = None) -> Flask:
         parsed = ParsedRequest()
         try:
             parsed = parse_request(request.get_data(cache=False))
-            if service == "headend":
-                raise RequestRejected(
-                    "NOT_IMPLEMENTED", "The head-end service (on-demand reads) is not implemented yet.", status=501)
-            return _answer(world, service, parsed)
+            g.cim_request = parsed
+
+            def answer() -> Response:
+                if service == "headend":
+                    return _answer_headend(headend, parsed)
+                return _answer(world, service, parsed)
+
+            fault = faults.take(service)
+            if fault is not None:
+                header = ReplyHeader(noun=parsed.noun or "Unknown", correlation_id=parsed.reply_correlation_id,
+                                     source=SOURCES[service])
+                return faulty_response(fault, header, answer)
+            return answer()
         except RequestRejected as rejected:
             log.info("rejected %s request: %s", service, rejected.error.reason)
             return _fault(parsed.reply_correlation_id, service, parsed.noun, rejected.error, rejected.status)

@@ -6,7 +6,13 @@ Every load runs in one transaction and works set-wise in DuckDB on the registere
 2. classify: each staged row is `inserted` (key unknown), `updated` (a compared column differs) or `unchanged`;
 3. write: only inserted and updated rows are written (INSERT ... ON CONFLICT DO UPDATE), stamped with this load's
    instant, so loading the same frame twice changes nothing and a retransmission keeps its original `loaded_at`.
-A corrected interval reading keeps its previous version in `interval_reading_versions`.
+
+Readings follow "newest message wins": each load carries the Header/Timestamp of its source message
+(`message_at`), stored as `source_message_at`. A reading whose value differs from the stored one replaces it only
+when its message is not older than the stored one's (or either timestamp is unknown); the replaced version moves to
+`interval_reading_versions` / `register_read_versions`. A differing value from an OLDER message (files arriving
+out of order) does not replace anything: it is recorded in the versions table directly, once, so every version
+stays auditable with its source message whatever order the files came in. The same reading again is a no-op.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ _REGISTERS = _TableSpec(
     compared=("kwh", "quality", "quality_codes", "usage_point_mrid", "reading_type"),
     carried=("source_message_id",),
     stamp="loaded_at",
+    versions_table="register_read_versions",
 )
 _CUSTOMERS = _TableSpec(
     table="customers",
@@ -293,47 +300,168 @@ def upsert_bills(
     return counts
 
 
+_VERSION_COLUMNS = ("kwh", "quality", "quality_codes", "source_message_id", "source_message_at", "loaded_at")
+
+
+class _Scratch:
+    """Intermediate results of a readings load held as Arrow tables registered under a name, not as temporary
+    tables: inside a long transaction (a whole file), dropped temporary tables keep their storage until commit,
+    while an unregistered Arrow table is freed at once. Memory then stays flat however many batches one
+    transaction loads."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.names: list[str] = []
+
+    def materialize(self, name: str, sql: str, params: list | None = None) -> None:
+        table = self.con.sql(sql, params=params).to_arrow_table()
+        if name in self.names:
+            self.con.unregister(name)
+        self.con.register(name, table)
+        self.names.append(name)
+
+    def close(self) -> None:
+        for name in dict.fromkeys(self.names):
+            self.con.unregister(name)
+        self.names.clear()
+
+
+def _merge_readings(
+    con: duckdb.DuckDBPyConnection, spec: _TableSpec, stamp: dt.datetime, scratch: _Scratch
+) -> UpsertCounts:
+    """Classify `_STAGE` readings against `spec.table` with newest-message-wins and write them (see module doc).
+
+    Classes: `inserted` (new key), `unchanged` (same values), `updated` (differs, message not older: replaces the
+    stored row, which moves to the versions table), `older` (differs, message older than the stored one: kept in
+    the versions table only, unless that exact version is already there). `older` rows count as unchanged."""
+    key_join = " AND ".join(f"s.{key} = t.{key}" for key in spec.keys)
+    differs = " OR ".join(f"s.{column} IS DISTINCT FROM t.{column}" for column in spec.compared)
+    scratch.materialize(
+        f"{_STAGE}_classified",
+        f"""
+        SELECT s.*,
+               CASE WHEN t.{spec.keys[0]} IS NULL THEN 'inserted'
+                    WHEN NOT ({differs}) THEN 'unchanged'
+                    WHEN s.source_message_at < t.source_message_at THEN 'older'
+                    ELSE 'updated' END AS change
+        FROM {_STAGE} s LEFT JOIN {spec.table} t ON {key_join}
+        """,
+    )
+    counts = dict(con.execute(f"SELECT change, count(*) FROM {_STAGE}_classified GROUP BY change").fetchall())
+    keys, kept = ", ".join(spec.keys), ", ".join(_VERSION_COLUMNS)
+    if counts.get("updated"):
+        con.execute(
+            f"""
+            INSERT INTO {spec.versions_table} ({keys}, {kept}, superseded_at)
+            SELECT {", ".join(f"t.{c}" for c in (*spec.keys, *_VERSION_COLUMNS))}, ?
+            FROM {spec.table} t JOIN {_STAGE}_classified s ON {key_join}
+            WHERE s.change = 'updated'
+            """,
+            [stamp],
+        )
+    if counts.get("older"):
+        same_version = " AND ".join(
+            f"v.{c} IS NOT DISTINCT FROM s.{c}"
+            for c in (*spec.keys, "kwh", "quality", "quality_codes", "source_message_id", "source_message_at")
+        )
+        con.execute(
+            f"""
+            INSERT INTO {spec.versions_table} ({keys}, {kept}, superseded_at)
+            SELECT {", ".join(f"s.{c}" for c in (*spec.keys, *_VERSION_COLUMNS[:-1]))}, ?, ?
+            FROM {_STAGE}_classified s
+            WHERE s.change = 'older'
+              AND NOT EXISTS (SELECT 1 FROM {spec.versions_table} v WHERE {same_version})
+            """,
+            [stamp, stamp],
+        )
+    # A plain INSERT for new keys and an UPDATE for replaced ones: cheaper than INSERT ... ON CONFLICT.
+    if counts.get("inserted"):
+        columns = ", ".join((*spec.columns, "source_message_at"))
+        con.execute(
+            f"""
+            INSERT INTO {spec.table} ({columns}, {spec.stamp})
+            SELECT {columns}, ? FROM {_STAGE}_classified WHERE change = 'inserted'
+            """,
+            [stamp],
+        )
+    if counts.get("updated"):
+        assignments = ", ".join(
+            f"{column} = s.{column}" for column in (*spec.compared, *spec.carried, "source_message_at")
+        )
+        con.execute(
+            f"""
+            UPDATE {spec.table} AS t SET {assignments}, {spec.stamp} = ?
+            FROM {_STAGE}_classified s
+            WHERE {key_join} AND s.change = 'updated'
+            """,
+            [stamp],
+        )
+    return UpsertCounts(
+        inserted=counts.get("inserted", 0),
+        updated=counts.get("updated", 0),
+        unchanged=counts.get("unchanged", 0) + counts.get("older", 0),
+    )
+
+
 def _upsert_readings(
     con: duckdb.DuckDBPyConnection,
     df: pl.DataFrame,
     spec: _TableSpec,
     reading_select: str,
     local_date_sql: str,
+    message_at: dt.datetime | None,
 ) -> LoadResult:
     stamp = _now_utc()
-    partition = ", ".join(f"s.{key}" if key == "supply_id" else f"f.{key}" for key in spec.keys)
+    if message_at is not None and (message_at.tzinfo is None or message_at.utcoffset() is None):
+        raise ValueError(f"message_at {message_at.isoformat()} must be an aware datetime")
+    df = df.with_columns(pl.lit(message_at, dtype=pl.Datetime("us", "UTC")).alias("_message_at"))
+    scratch = _Scratch(con)
     with _registered(con, _INCOMING, df), _transaction(con):
-        unknown = con.execute(
-            f"""
-            SELECT f.usage_point_mrid, count(*) FROM {_INCOMING} f
-            ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
-            GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
-            """
-        ).fetchall()
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {_STAGE} AS
-            SELECT s.supply_id, CAST(f.usage_point_mrid AS VARCHAR) AS usage_point_mrid,
-                   CAST(f.flow AS VARCHAR) AS flow, CAST(f.reading_type AS VARCHAR) AS reading_type,
-                   {reading_select},
-                   CAST(f.kwh AS DECIMAL(18, 6)) AS kwh, CAST(f.quality AS VARCHAR) AS quality,
-                   CAST(f.quality_codes AS VARCHAR) AS quality_codes,
-                   CAST(f.source_message_id AS VARCHAR) AS source_message_id
-            FROM {_INCOMING} f JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
-            QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY f._row DESC) = 1
-            """
-        )
-        counts = _merge_stage(con, spec, stamp)
-        changed_dates = [
-            row[0]
-            for row in con.execute(
+        try:
+            unknown = con.execute(
                 f"""
-                SELECT DISTINCT {local_date_sql} AS local_date FROM {_STAGE}_classified
-                WHERE change <> 'unchanged' ORDER BY local_date
+                SELECT f.usage_point_mrid, count(*) FROM {_INCOMING} f
+                ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+                GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
                 """
             ).fetchall()
-        ]
-        _drop_stage(con)
+            scratch.materialize(
+                _STAGE,
+                f"""
+                SELECT s.supply_id, CAST(f.usage_point_mrid AS VARCHAR) AS usage_point_mrid,
+                       CAST(f.flow AS VARCHAR) AS flow, CAST(f.reading_type AS VARCHAR) AS reading_type,
+                       {reading_select},
+                       CAST(f.kwh AS DECIMAL(18, 6)) AS kwh, CAST(f.quality AS VARCHAR) AS quality,
+                       CAST(f.quality_codes AS VARCHAR) AS quality_codes,
+                       CAST(f.source_message_id AS VARCHAR) AS source_message_id,
+                       CAST(f._message_at AS TIMESTAMPTZ) AS source_message_at, f._row
+                FROM {_INCOMING} f JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+                """,
+            )
+            keys = ", ".join(spec.keys)
+            duplicated = con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {_STAGE} GROUP BY {keys} HAVING count(*) > 1)"
+            ).fetchall()[0][0]
+            if duplicated:  # the same key twice in one batch: the last row wins (the sort only when needed)
+                scratch.materialize(
+                    _STAGE,
+                    f"""
+                    SELECT * FROM {_STAGE}
+                    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _row DESC) = 1
+                    """,
+                )
+            counts = _merge_readings(con, spec, stamp, scratch)
+            changed_dates = [
+                row[0]
+                for row in con.execute(
+                    f"""
+                    SELECT DISTINCT {local_date_sql} AS local_date FROM {_STAGE}_classified
+                    WHERE change IN ('inserted', 'updated') ORDER BY local_date
+                    """
+                ).fetchall()
+            ]
+        finally:
+            scratch.close()
     return LoadResult(
         inserted=counts.inserted,
         updated=counts.updated,
@@ -344,8 +472,11 @@ def _upsert_readings(
     )
 
 
-def upsert_interval_readings(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> LoadResult:
-    """Load a cim_ingest intervals frame; rows of usage points absent from `supplies` are skipped and reported."""
+def upsert_interval_readings(
+    con: duckdb.DuckDBPyConnection, df: pl.DataFrame, message_at: dt.datetime | None = None
+) -> LoadResult:
+    """Load a cim_ingest intervals frame whose source message is timestamped `message_at` (its Header/Timestamp;
+    None when unknown); rows of usage points absent from `supplies` are skipped and reported."""
     _require_columns(df, _INTERVAL_FRAME_COLUMNS, "intervals")
     return _upsert_readings(
         con,
@@ -355,11 +486,15 @@ def upsert_interval_readings(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -
         "CAST(f.interval_seconds AS INTEGER) AS interval_seconds",
         # The day an interval belongs to is the local date of its START.
         "CAST(timezone('America/Santiago', interval_end - to_seconds(interval_seconds)) AS DATE)",
+        message_at,
     )
 
 
-def upsert_register_reads(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> LoadResult:
-    """Load a cim_ingest registers frame; rows of usage points absent from `supplies` are skipped and reported."""
+def upsert_register_reads(
+    con: duckdb.DuckDBPyConnection, df: pl.DataFrame, message_at: dt.datetime | None = None
+) -> LoadResult:
+    """Load a cim_ingest registers frame (see `upsert_interval_readings` for `message_at`); rows of usage points
+    absent from `supplies` are skipped and reported."""
     _require_columns(df, _REGISTER_FRAME_COLUMNS, "registers")
     return _upsert_readings(
         con,
@@ -367,4 +502,5 @@ def upsert_register_reads(con: duckdb.DuckDBPyConnection, df: pl.DataFrame) -> L
         _REGISTERS,
         "CAST(f.read_at AS TIMESTAMPTZ) AS read_at",
         "CAST(timezone('America/Santiago', read_at) AS DATE)",
+        message_at,
     )

@@ -37,7 +37,8 @@ def expected_intervals(local_date: dt.date, interval_seconds: int) -> int:
     return local_day_seconds(local_date) // interval_seconds
 
 
-def _day_bounds_frame(first_local_date: dt.date, last_local_date: dt.date) -> pl.DataFrame:
+def day_bounds_frame(first_local_date: dt.date, last_local_date: dt.date) -> pl.DataFrame:
+    """local_date, day_start (UTC) and day_seconds of every local day first..last, from the zone database."""
     days = pl.date_range(first_local_date, last_local_date, interval="1d", eager=True).to_list()
     return pl.DataFrame(
         {
@@ -59,7 +60,7 @@ def rebuild_daily(con: duckdb.DuckDBPyConnection, first_local_date: dt.date, las
         raise ValueError(f"last_local_date {last_local_date} is before first_local_date {first_local_date}")
     window_start = local_midnight_utc(first_local_date)
     window_end = local_midnight_utc(last_local_date + dt.timedelta(days=1))
-    con.register(_DAY_BOUNDS, _day_bounds_frame(first_local_date, last_local_date))
+    con.register(_DAY_BOUNDS, day_bounds_frame(first_local_date, last_local_date))
     try:
         con.begin()
         try:

@@ -294,6 +294,38 @@ _COMMENTS_V1: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+_MESSAGE_AT = (
+    "Header/Timestamp of the source message (UTC); the newest message wins for the same key, whatever order "
+    "messages arrive in. NULL when the message had none (then it wins over what is stored)."
+)
+_COMMENTS_V2: dict[str, tuple[str, dict[str, str]]] = {
+    "interval_readings": ("Interval energy readings (IEC 61968-9 IntervalReadings), newest version of each "
+                          "interval.", {"source_message_at": _MESSAGE_AT}),
+    "interval_reading_versions": (
+        "Every other version of interval readings: values a newer message replaced, and values of older "
+        "messages that arrived after a newer one (superseded on arrival).",
+        {"source_message_at": _MESSAGE_AT},
+    ),
+    "register_reads": ("Register (cumulative) energy reads, newest version of each read.",
+                       {"source_message_at": _MESSAGE_AT}),
+    "register_read_versions": (
+        "Every other version of register reads (replaced by a newer message, or older on arrival).",
+        {
+            "supply_id": "Supply of the read.",
+            "flow": "delivered | received | net.",
+            "read_at": "UTC instant of the read.",
+            "kwh": "Cumulative register value of this version, kWh.",
+            "quality": f"Quality of this version: {_QUALITY}.",
+            "quality_codes": "Raw CIM ReadingQuality codes of this version.",
+            "source_message_id": "MessageID that delivered this version.",
+            "source_message_at": _MESSAGE_AT,
+            "loaded_at": "UTC instant this version was loaded.",
+            "superseded_at": "UTC instant it stopped being (or was found not to be) the newest.",
+        },
+    ),
+}
+
+
 def _sql_literal(text: str) -> str:
     # COMMENT ON takes no bound parameters; the texts are constants of this module, quoted defensively anyway.
     return "'" + text.replace("'", "''") + "'"
@@ -322,6 +354,56 @@ MIGRATIONS: tuple[Migration, ...] = (
         statements=(
             *[s.strip() for s in _TABLES_V1.split(";") if s.strip()],
             *_comment_statements(_COMMENTS_V1),
+        ),
+    ),
+    Migration(
+        version=2,
+        description="Reading versions: source message timestamp on readings, register read versions.",
+        statements=(
+            "ALTER TABLE interval_readings ADD COLUMN source_message_at TIMESTAMPTZ",
+            "ALTER TABLE interval_reading_versions ADD COLUMN source_message_at TIMESTAMPTZ",
+            "ALTER TABLE register_reads ADD COLUMN source_message_at TIMESTAMPTZ",
+            """CREATE TABLE register_read_versions (
+                supply_id VARCHAR NOT NULL,
+                flow VARCHAR NOT NULL,
+                read_at TIMESTAMPTZ NOT NULL,
+                kwh DECIMAL(18, 6),
+                quality VARCHAR NOT NULL,
+                quality_codes VARCHAR,
+                source_message_id VARCHAR,
+                source_message_at TIMESTAMPTZ,
+                loaded_at TIMESTAMPTZ NOT NULL,
+                superseded_at TIMESTAMPTZ NOT NULL
+            )""",
+            *_comment_statements(_COMMENTS_V2),
+        ),
+    ),
+    Migration(
+        version=3,
+        description="Tariff schedule from the billing system (Tariffs documents).",
+        statements=(
+            """CREATE TABLE tariffs (
+                valid_from DATE NOT NULL,
+                valid_to DATE,
+                tariff VARCHAR NOT NULL,
+                fixed_clp_month BIGINT,
+                energy_clp_per_kwh DOUBLE,
+                injection_clp_per_kwh DOUBLE,
+                PRIMARY KEY (tariff, valid_from)
+            )""",
+            *_comment_statements({
+                "tariffs": (
+                    "Regulated tariff schedule: the prices in force from valid_from to valid_to (without IVA).",
+                    {
+                        "valid_from": "First local date the prices apply (inclusive, America/Santiago).",
+                        "valid_to": "Local date the prices stop applying (exclusive); NULL while open-ended.",
+                        "tariff": "Tariff name, e.g. BT1 (supplies.tariff).",
+                        "fixed_clp_month": "Fixed charge per month, integer CLP.",
+                        "energy_clp_per_kwh": "Energy charge, CLP per kWh delivered.",
+                        "injection_clp_per_kwh": "Credit for energy injected (solar), CLP per kWh received.",
+                    },
+                ),
+            }),
         ),
     ),
 )

@@ -16,10 +16,7 @@ from webapp.accounts import AccountStore
 from webapp.config import Config, load_or_create_secret_key
 from webapp.extensions import csrf, login_manager
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
+from webapp.security import CONTENT_SECURITY_POLICY  # noqa: F401 - headers are set in webapp.security
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -37,7 +34,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_or_create_secret_key(data_dir)
 
     app.extensions["read_model"] = ReadModel(Path(app.config["READMODEL_DIR"]))
-    accounts = AccountStore(Path(app.config["ACCOUNTS_DB"]))
+    database_url = app.config.get("DATABASE_URL") or ""
+    accounts = AccountStore(database_url if database_url.startswith("postgres") else Path(app.config["ACCOUNTS_DB"]))
     accounts.initialize()
     app.extensions["accounts"] = accounts
 
@@ -48,6 +46,9 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_message = "Inicia sesión para continuar."
     login_manager.login_message_category = "info"
     formatting.register(app)
+    from webapp import i18n
+
+    i18n.init_app(app)
 
     from webapp import api, auth, errors, health, portal
 
@@ -55,18 +56,21 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(api.bp)
+    from webapp import exports
+
+    app.register_blueprint(exports.bp)
+    from webapp import live
+
+    app.register_blueprint(live.bp)
+    from webapp import data_export
+
+    app.register_blueprint(data_export.bp)
     errors.register(app)
 
-    @app.after_request
-    def set_security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        # customer data must never land in shared or browser caches; static assets may be cached
-        if not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    from webapp import access, security, sharing
+
+    app.register_blueprint(sharing.bp)
+    security.init_app(app)  # headers, cookie flags, session and throttling settings
+    access.init_app(app)  # third-party grants see only what they cover
 
     return app

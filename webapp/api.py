@@ -1,4 +1,5 @@
-"""JSON API under /api/v1: the caller's supplies, consumption series and bills.
+"""JSON API under /api/v1: the caller's supplies, consumption series (kWh and pesos), bills with what changed
+since the previous one, the forecast of the open billing period, and the tariff schedule.
 
 Answers 401 JSON when not logged in (never a redirect), 404 JSON for anything not the caller's, and 400 JSON
 `{"error", "field"}` for invalid parameters. Error texts are Spanish: customers' browsers show them.
@@ -13,6 +14,7 @@ from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from readmodel import FLOWS, GRANULARITIES
+from readmodel.billing import bill_changes, forecast
 from readmodel.timeutil import add_months, local_today
 from webapp.access import owned_bill_or_404, owned_supply_or_404, read_model
 
@@ -21,8 +23,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_DAYS = {"15min": 31, "hour": 92, "day": 800}
 MAX_YEARS_MONTHLY = 10
+MONTHLY_GRANULARITIES = ("month", "billing_period")
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)
 # Without `from`, the window ends at `to` and reaches back as far as is useful for the granularity.
-DEFAULT_LOOKBACK_MONTHS = {"day": 13, "month": 13}
+DEFAULT_LOOKBACK_MONTHS = {"day": 13, "month": 13, "billing_period": 13}
 DEFAULT_LOOKBACK_DAYS = {"15min": 1, "hour": 7}
 SUPPLY_FIELDS = (
     "supply_id", "usage_point_mrid", "meter_mrid", "address", "comuna", "tariff", "status", "has_solar",
@@ -49,15 +53,19 @@ def parse_date(name: str, default: date) -> date:
     if not ISO_DATE.match(raw):
         raise BadParameter(f"La fecha '{name}' debe tener el formato AAAA-MM-DD.", name)
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise BadParameter(f"La fecha '{name}' no existe.", name) from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise BadParameter(
+            f"La fecha '{name}' debe estar entre {EARLIEST_DATE.isoformat()} y {LATEST_DATE.isoformat()}.", name)
+    return value
 
 
 def window_too_large(granularity: str, from_date: date, to_date: date) -> str | None:
-    if granularity == "month":
+    if granularity in MONTHLY_GRANULARITIES:
         if to_date > add_months(from_date, 12 * MAX_YEARS_MONTHLY):
-            return f"El rango máximo para la granularidad 'month' es de {MAX_YEARS_MONTHLY} años."
+            return f"El rango máximo para la granularidad '{granularity}' es de {MAX_YEARS_MONTHLY} años."
         return None
     limit = MAX_DAYS[granularity]
     if (to_date - from_date).days > limit:
@@ -71,6 +79,7 @@ def supply_summary(supply: dict) -> dict:
         "self": url_for("portal.supply", supply_id=supply["supply_id"]),
         "consumption": url_for("api.consumption", supply_id=supply["supply_id"]),
         "bills": url_for("api.bills", supply_id=supply["supply_id"]),
+        "forecast": url_for("api.bill_forecast", supply_id=supply["supply_id"]),
     }
     return summary
 
@@ -85,7 +94,7 @@ def supplies():
 @bp.get("/supplies/<supply_id>/consumption")
 @login_required
 def consumption(supply_id: str):
-    owned_supply_or_404(supply_id)
+    supply = owned_supply_or_404(supply_id)
     granularity = request.args.get("granularity") or "day"
     if granularity not in GRANULARITIES:
         raise BadParameter(f"Granularidad desconocida; usa una de: {', '.join(GRANULARITIES)}.", "granularity")
@@ -104,7 +113,7 @@ def consumption(supply_id: str):
     too_large = window_too_large(granularity, from_date, to_date)
     if too_large:
         raise BadParameter(too_large, "to")
-    return jsonify(read_model().consumption(supply_id, granularity, from_date, to_date, flow))
+    return jsonify(read_model().consumption(supply_id, granularity, from_date, to_date, flow, supply=supply))
 
 
 @bp.get("/supplies/<supply_id>/bills")
@@ -120,7 +129,27 @@ def bills(supply_id: str):
 @bp.get("/supplies/<supply_id>/bills/<bill_id>")
 @login_required
 def bill(supply_id: str, bill_id: str):
-    return jsonify(owned_bill_or_404(supply_id, bill_id))
+    """One bill with its lines and `changes_from_previous` (null for the first bill)."""
+    found = owned_bill_or_404(supply_id, bill_id)
+    found["changes_from_previous"] = bill_changes(read_model(), supply_id, found)
+    found["links"] = {"pdf": url_for("portal.bill_pdf", supply_id=supply_id, bill_id=bill_id)}
+    return jsonify(found)
+
+
+@bp.get("/supplies/<supply_id>/forecast")
+@login_required
+def bill_forecast(supply_id: str):
+    """The forecast of the open billing period's bill (see readmodel.billing for the rule)."""
+    supply = owned_supply_or_404(supply_id)
+    return jsonify(forecast(read_model(), supply))
+
+
+@bp.get("/supplies/<supply_id>/tariffs")
+@login_required
+def tariffs(supply_id: str):
+    """The schedule of the supply's tariff, oldest first ([] while the read model has none)."""
+    supply = owned_supply_or_404(supply_id)
+    return jsonify(read_model().tariffs(supply.get("tariff")))
 
 
 @bp.get("/openapi.json")

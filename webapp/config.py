@@ -37,6 +37,13 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+SECURITY_TEXT_SETTINGS = ("DATABASE_URL", "PORTAL_BASE_URL", "MAIL_FROM", "MAIL_OUTBOX_DIR", "MAIL_SMTP_HOST",
+                          "MAIL_SMTP_USER", "MAIL_SMTP_PASSWORD")
+SECURITY_INT_SETTINGS = ("MAIL_SMTP_PORT", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "LOGIN_ACCOUNT_MAX_FAILURES",
+                         "LOGIN_CLIENT_MAX_FAILURES", "LOGIN_BACKOFF_BASE_SECONDS", "LOGIN_BACKOFF_MAX_SECONDS")
+SECURITY_FLAG_SETTINGS = ("PORTAL_PRODUCTION", "MFA_REQUIRED", "MAIL_SMTP_STARTTLS")
+
+
 class Config:
     """Settings read from the environment when the app is created (not at import time)."""
 
@@ -46,6 +53,10 @@ class Config:
         self.SECRET_KEY = environ.get("SECRET_KEY") or None
         self.TESTING = _flag(environ.get("TESTING"))
         self.SESSION_COOKIE_SECURE = _flag(environ.get("SESSION_COOKIE_SECURE"))
+        # accounts and security (defaults in webapp.security.DEFAULTS; see docs/security.md)
+        self.security = {name: environ[name] for name in SECURITY_TEXT_SETTINGS if environ.get(name)}
+        self.security.update({name: int(environ[name]) for name in SECURITY_INT_SETTINGS if environ.get(name)})
+        self.security.update({name: _flag(environ[name]) for name in SECURITY_FLAG_SETTINGS if environ.get(name)})
 
     def as_dict(self) -> dict:
         return {
@@ -57,4 +68,5 @@ class Config:
             "SESSION_COOKIE_SAMESITE": "Lax",
             # A login form left open for hours must still work: tokens live as long as the session.
             "WTF_CSRF_TIME_LIMIT": None,
+            **self.security,
         }

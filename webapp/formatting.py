@@ -1,13 +1,27 @@
-"""Chilean (es-CL) display formats for templates: dates dd-mm-aaaa, pesos $12.345, kWh with decimal comma."""
+"""Display formats for templates. Spanish (es-CL, the default): dates dd-mm-aaaa, pesos $12.345, kWh with a
+decimal comma (1.234,50). English: the same dates, pesos $12,345 and 1,234.50."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from flask import has_request_context
+from flask_babel import lazy_gettext as _l
+
 from readmodel.timeutil import SANTIAGO
 
-BILL_STATUS_LABELS = {"paid": "pagado", "unpaid": "pendiente"}
-SUPPLY_STATUS_LABELS = {"connected": "conectado", "disconnected": "desconectado", "active": "activo"}
+BILL_STATUS_LABELS = {"paid": _l("pagado"), "unpaid": _l("pendiente")}
+SUPPLY_STATUS_LABELS = {"connected": _l("conectado"), "disconnected": _l("desconectado"), "active": _l("activo")}
+QUALITY_LABELS = {"actual": _l("real"), "estimated": _l("estimado"), "edited": _l("editado"),
+                  "missing": _l("sin dato")}
+
+
+def _english() -> bool:
+    if not has_request_context():
+        return False
+    from webapp.i18n import current_language
+
+    return current_language() == "en"
 
 
 def _as_date(value) -> date | None:
@@ -39,7 +53,8 @@ def format_local_datetime(value) -> str:
 
 
 def _group_thousands(integer_text: str) -> str:
-    return f"{int(integer_text):,}".replace(",", ".")
+    grouped = f"{int(integer_text):,}"
+    return grouped if _english() else grouped.replace(",", ".")
 
 
 def format_clp(value) -> str:
@@ -58,6 +73,9 @@ def format_number(value, decimals: int = 2) -> str:
     integer_part, _, fraction = text.partition(".")
     integer_part = integer_part.replace(",", ".")
     sign = "-" if float(value) < 0 and float(text.replace(",", "")) != 0 else ""
+    if _english():
+        integer_part = integer_part.replace(".", ",")
+        return f"{sign}{integer_part}.{fraction}" if decimals else f"{sign}{integer_part}"
     return f"{sign}{integer_part},{fraction}" if decimals else f"{sign}{integer_part}"
 
 
@@ -69,6 +87,23 @@ def supply_status_label(status: str) -> str:
     return SUPPLY_STATUS_LABELS.get(status, status)
 
 
+def quality_label(quality: str) -> str:
+    return QUALITY_LABELS.get(quality, quality)
+
+
+def format_signed_number(value, decimals: int = 1) -> str:
+    """+12,5 / -3,0: a change, always with its sign."""
+    if value is None:
+        return "—"
+    return ("+" if float(value) > 0 else "") + format_number(value, decimals)
+
+
+def format_signed_clp(value) -> str:
+    if value is None:
+        return "—"
+    return ("+" if int(value) > 0 else "") + format_clp(value)
+
+
 def register(app) -> None:
     app.jinja_env.filters.update(
         date_cl=format_date,
@@ -78,4 +113,7 @@ def register(app) -> None:
         number_cl=format_number,
         bill_status=bill_status_label,
         supply_status=supply_status_label,
+        quality=quality_label,
+        signed_cl=format_signed_number,
+        signed_clp=format_signed_clp,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -199,17 +198,14 @@ def test_big_reply_is_streamed_in_chunks_and_meter_readings_are_consumed_lazily(
     assert len(root.findall(".//mr:IntervalReadings", NS)) == 60_000
 
 
-def test_writes_more_than_500k_interval_readings_per_second():
+def test_writes_a_large_reply_completely():
+    """Writer speed is measured by benchmarks/bench_ingest.py (never asserted here); this checks the output."""
     count = 400_000
     ends = epochs_from(dt.datetime(2026, 1, 1, 3, tzinfo=UTC), count)
     values = np.random.default_rng(0).integers(0, 3000, count)
     blocks = [MeterReadingOut(f"up-{i}", f"m-{i}", [IntervalBlockOut(
         READING_TYPE_15MIN_DELIVERED, ends[i:i + 40_000], values_wh=values[i:i + 40_000])])
         for i in range(0, count, 40_000)]
-    best = float("inf")
-    for _ in range(3):  # best of three, so a busy machine does not fail a fast writer
-        started = time.perf_counter()
-        size = sum(len(chunk) for chunk in iter_meter_readings_response(HEADER, blocks))
-        best = min(best, time.perf_counter() - started)
-    assert size > count * 90
-    assert count / best > 500_000, f"{count / best:,.0f} readings/s"
+    data = b"".join(iter_meter_readings_response(HEADER, blocks))
+    assert len(data) > count * 90
+    assert data.count(b"<IntervalReadings>") == count

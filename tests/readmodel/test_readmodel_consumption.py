@@ -25,12 +25,14 @@ def kwh_values(series):
 
 def test_response_shape_follows_the_json_contract(read_model):
     series = read_model.consumption(SOLAR_SUPPLY, "day", date(2026, 4, 1), date(2026, 4, 3), "delivered")
-    assert set(series) == {"supply_id", "unit", "timezone", "granularity", "as_of", "from", "to", "flow", "points"}
+    assert set(series) == {"supply_id", "unit", "timezone", "granularity", "as_of", "from", "to", "flow",
+                           "prices_available", "points"}
     assert series["unit"] == "kWh"
     assert series["timezone"] == "America/Santiago"
     assert series["as_of"] == "2026-09-10T12:00:00+00:00"
     assert (series["from"], series["to"], series["flow"]) == ("2026-04-01", "2026-04-03", "delivered")
-    assert set(series["points"][0]) == {"start", "end", "kwh", "quality"}
+    assert set(series["points"][0]) == {"start", "end", "kwh", "quality", "clp"}
+    assert series["prices_available"] is False and series["points"][0]["clp"] is None  # no tariffs table
 
 
 @pytest.mark.parametrize(

@@ -155,8 +155,10 @@ def test_fault_copies_the_correlation_id(client):
     assert root.findtext("m:Header/m:CorrelationID", namespaces=NS) == "abc"
 
 
-def test_headend_is_not_implemented_yet(client, supplies):
-    assert_fault(client.post("/cim/headend", data=request_xml("MeterReadings", mrids=["x"])), 501, "NOT_IMPLEMENTED")
+def test_headend_poll_of_an_unknown_read_is_a_fault(client, supplies):
+    # on-demand reads are covered in tests/passthrough/test_passthrough_simulator.py
+    assert_fault(client.post("/cim/headend", data=request_xml("MeterReadings", options={"ReadRequestID": "nope"})),
+                 404, "UNKNOWN_READ_REQUEST")
 
 
 def test_cis_customers_and_usage_points(client, supplies):

@@ -52,6 +52,10 @@ CONTRACT_COLUMNS = {
         ("bill_id", "VARCHAR"), ("line_no", "INTEGER"), ("code", "VARCHAR"), ("description", "VARCHAR"),
         ("quantity", "DOUBLE"), ("unit", "VARCHAR"), ("unit_price_clp", "DOUBLE"), ("amount_clp", "BIGINT"),
     ],
+    "tariffs": [
+        ("valid_from", "DATE"), ("valid_to", "DATE"), ("tariff", "VARCHAR"), ("fixed_clp_month", "BIGINT"),
+        ("energy_clp_per_kwh", "DOUBLE"), ("injection_clp_per_kwh", "DOUBLE"),
+    ],
 }
 
 FIRST_END = dt.datetime(2026, 6, 1, 4, 15, tzinfo=UTC)
@@ -134,7 +138,8 @@ def test_snapshot_matches_the_contract_and_is_readable_while_the_warehouse_is_op
     assert seen["meta"]["schema_version"] == "1"
     assert dt.datetime.fromisoformat(seen["meta"]["published_at"]) == result.published_at
     assert result.row_counts == {
-        "customers": 2, "supplies": 2, "intervals": 4, "daily": 3, "monthly": 3, "bills": 1, "bill_lines": 1,
+        "customers": 2, "supplies": 2, "daily": 3, "monthly": 3, "bills": 1, "bill_lines": 1, "tariffs": 0,
+        "intervals": 4,
     }
     # The warehouse connection is still usable after the publish.
     logged = loaded_con.execute("SELECT snapshot_path, row_counts FROM publish_log").fetchall()
@@ -154,7 +159,7 @@ def test_each_publish_writes_a_new_file_and_replaces_current(loaded_con, tmp_pat
     assert read_current(readmodel) == f"snapshots/{second.path.name}"
     assert holder.execute("SELECT count(*) FROM intervals").fetchall() == [(0,)]
     holder.close()
-    assert sorted(path.name for path in readmodel.iterdir()) == ["CURRENT", "snapshots"]
+    assert sorted(path.name for path in readmodel.iterdir()) == ["CURRENT", "parts", "snapshots"]
     assert sorted(path.name for path in (readmodel / "snapshots").iterdir()) == sorted(
         [first.path.name, second.path.name]
     )

@@ -21,11 +21,11 @@ def test_supply_page_shows_facts_charts_and_bills(logged_in):
     assert "$35.700" in html
     assert "pendiente" in html and "pagado" in html
     assert 'href="/supplies/30000001/bills/B30000001-202603"' in html
-    # charts: fed by the API from a static script, 13 months ending the last day with data
+    # the explorer: fed by the API from a static script, 13 whole months ending with the last day with data
     assert 'data-consumption-url="/api/v1/supplies/30000001/consumption"' in html
-    assert 'data-from="2025-08-10" data-to="2026-09-10"' in html
-    assert 'type="date" id="day-input" value="2026-09-09"' in html
-    assert "/static/vendor/chart.umd.min.js" in html and "/static/js/supply.js" in html
+    assert 'data-granularity="month" data-from="2025-09-01" data-to="2026-09-10"' in html
+    assert 'data-last-day="2026-09-09"' in html
+    assert "/static/vendor/chart.umd.min.js" in html and "/static/js/explorer.js" in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline scripts are not allowed"
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 

@@ -1,0 +1,140 @@
+"""Ingest throughput and memory: XML bytes to committed warehouse rows, against a bare `lxml.etree.parse` of the
+same file in the same run.
+
+A MeterReadings ResponseMessage of about `AMI_BENCH_INGEST_MB` MB (default 200; set 1024 for the 1 GB figure) is
+written with `cim_ingest.writer` (15-minute delivered readings for many usage points). Then, each in a fresh
+process so peak RSS (`resource.getrusage`) belongs to one step only:
+- baseline: `lxml.etree.parse(path)` (the whole tree, nothing else);
+- ingest: `pipelines.file_ingest.ingest_files` into a warehouse that knows the usage points (streamed parse,
+  staged upserts, rollups of the touched days, commit, move to processed/).
+Printed: sizes, seconds, the ingest/parse ratio, readings per second, peak RSS of each step, and the writer's
+own speed. `AMI_BENCH_SKIP_BARE=1` skips the baseline (it holds the whole tree: several GB for 1 GB of XML).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+READINGS_PER_MB = 9_800  # ~107 bytes per 15-minute reading as the writer writes them
+DAYS = 10
+
+
+def _write_message(path: Path, target_mb: int) -> tuple[int, int, float]:
+    from cim_ingest.writer import READING_TYPE_15MIN_DELIVERED, IntervalBlockOut, MeterReadingOut, ReplyHeader
+    from cim_ingest.writer import iter_meter_readings_response
+
+    per_point = DAYS * 96
+    usage_points = max(1, target_mb * READINGS_PER_MB // per_point)
+    start = int(dt.datetime(2026, 3, 1, 3, tzinfo=dt.timezone.utc).timestamp())
+    ends = np.arange(start + 900, start + 900 * (per_point + 1), 900, dtype=np.int64)
+    rng = np.random.default_rng(7)
+
+    def readings():
+        for index in range(usage_points):
+            yield MeterReadingOut(
+                f"00000000-0000-4000-8000-{index:012d}", f"10000000-0000-4000-8000-{index:012d}",
+                [IntervalBlockOut(READING_TYPE_15MIN_DELIVERED, ends, values_wh=rng.integers(0, 900, per_point))],
+            )
+
+    header = ReplyHeader(noun="MeterReadings", correlation_id="bench", source="BENCH", message_id="bench-1",
+                         timestamp=dt.datetime(2026, 3, 20, tzinfo=dt.timezone.utc))
+    started = time.perf_counter()
+    with open(path, "wb") as handle:
+        for chunk in iter_meter_readings_response(header, readings()):
+            handle.write(chunk)
+    return usage_points, usage_points * per_point, time.perf_counter() - started
+
+
+def _seed(data_dir: Path, usage_points: int) -> None:
+    import polars as pl
+
+    from warehouse import loads
+    from warehouse.db import connect
+
+    con = connect(data_dir / "warehouse.duckdb")
+    try:
+        loads.upsert_customers(con, pl.DataFrame({"customer_id": ["C000001"], "client_number": ["10000001"],
+                                                  "name": ["Bench"], "rut": ["1-9"], "email": ["b@example.cl"]}))
+        ids = range(usage_points)
+        loads.upsert_supplies(con, pl.DataFrame({
+            "supply_id": [f"{30000000 + i}" for i in ids],
+            "usage_point_mrid": [f"00000000-0000-4000-8000-{i:012d}" for i in ids],
+            "meter_mrid": [f"10000000-0000-4000-8000-{i:012d}" for i in ids],
+            "customer_id": ["C000001"] * usage_points, "address": ["-"] * usage_points,
+            "comuna": ["Santiago"] * usage_points, "tariff": ["BT1"] * usage_points,
+            "status": ["active"] * usage_points, "has_solar": [False] * usage_points,
+        }))
+    finally:
+        con.close()
+
+
+_BARE = """
+import json, resource, sys, time
+from lxml import etree
+started = time.perf_counter()
+tree = etree.parse(sys.argv[1])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+_INGEST = """
+import json, resource, sys, time
+from pathlib import Path
+from pipelines.file_ingest import ingest_files
+started = time.perf_counter()
+[outcome] = ingest_files([Path(sys.argv[1])], Path(sys.argv[2]))
+seconds = time.perf_counter() - started
+assert outcome.status == "processed", outcome.reason
+print(json.dumps({"seconds": seconds, "readings": outcome.readings,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _measure(code: str, *args: str) -> dict:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    target_mb = int(os.environ.get("AMI_BENCH_INGEST_MB", "200"))
+    skip_bare = os.environ.get("AMI_BENCH_SKIP_BARE") == "1"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        work = Path(tmp)
+        path = work / "inbox" / "big.xml"
+        path.parent.mkdir()
+        usage_points, readings, write_seconds = _write_message(path, target_mb)
+        size_mb = path.stat().st_size / 1e6
+        print(f"message: {size_mb:,.0f} MB, {readings:,} readings, {usage_points:,} usage points x {DAYS} days")
+        print(f"writer: {write_seconds:.1f} s, {readings / write_seconds:,.0f} readings/s")
+        data_dir = work / "data"
+        _seed(data_dir, usage_points)
+        bare = None
+        if not skip_bare:
+            bare = _measure(_BARE, str(path))
+            print(f"bare lxml.etree.parse: {bare['seconds']:.1f} s, peak RSS {bare['rss_mb']:,.0f} MB")
+        ingest = _measure(_INGEST, str(path), str(data_dir))
+        print(f"ingest to committed rows: {ingest['seconds']:.1f} s, peak RSS {ingest['rss_mb']:,.0f} MB, "
+              f"{ingest['readings']:,} readings applied")
+        print(f"ingest throughput: {ingest['readings'] / ingest['seconds']:,.0f} readings/s, "
+              f"{size_mb / ingest['seconds']:.1f} MB/s")
+        if bare is not None:
+            print(f"ratio ingest / bare parse: {ingest['seconds'] / bare['seconds']:.2f}x (goal <= 1.5x); "
+                  f"memory ingest / bare parse: {ingest['rss_mb'] / bare['rss_mb']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Pipeline benchmarks: scale of a backfill through Dagster's multiprocess executor, publish cost after a one-day
+increment against a full rebuild, and freshness of a reading pushed to the inbox until the portal's JSON API
+serves it (Dagster daemon + inbox sensor + gunicorn, all real processes).
+
+Sizes (environment): BENCH_SUPPLIES (default 200) x BENCH_MONTHS (default 13) for the scale run, which keeps the
+default run under ~3 minutes on a shared 2-core machine; 10,000 x 13 is the target size of the issue and runs
+with BENCH_SUPPLIES=10000 (hours here). BENCH_PUSHES (default 5) inbox pushes for freshness.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = "2026-09-10T15:00:00+00:00"
+DELIVERED_15MIN = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _scale(data_dir: Path, backend: str, supplies: int, months: int) -> None:
+    import dagster as dg
+
+    from pipelines.jobs import partition_range_tags
+
+    first_day = dt.date(2026, 9, 10) - dt.timedelta(days=round(months * 30.44)) + dt.timedelta(days=2)
+    last_day = dt.date(2026, 9, 9)
+    with dg.DagsterInstance.get() as instance:
+        from pipelines.definitions import all_assets
+        from pipelines.resources import default_resources
+
+        assert dg.materialize(all_assets, instance=instance, resources=default_resources(),
+                              selection=["customers", "supplies"]).success
+        started = time.monotonic()
+        # The job definition is reconstructed in each step's own process: the multiprocess executor.
+        result = dg.execute_job(
+            dg.reconstructable(_job), instance=instance,
+            tags=partition_range_tags(first_day, last_day),
+            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}},
+        )
+        seconds = time.monotonic() - started
+        assert result.success, "scale run failed"
+        readings = sum(
+            int(event.materialization.metadata["dagster/row_count"].value)
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey("interval_readings")
+        )
+    print(f"scale: {supplies} supplies x {months} months ({first_day}..{last_day}), {readings:,} interval readings")
+    print(f"scale: wall time {seconds:.1f} s (pull, load, rollups, checks, publish, export), "
+          f"{readings / seconds:,.0f} readings/s, peak memory {_peak_rss_mb():,.0f} MB (largest process)")
+
+
+def _job():
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("recent_meter_data_job")
+
+
+def _publish_cost(data_dir: Path) -> None:
+    import dagster as dg
+
+    from pipelines.definitions import all_assets
+    from pipelines.jobs import partition_range_tags
+    from pipelines.resources import default_resources
+    from warehouse.db import connect
+    from warehouse.publish import publish_read_model
+
+    con = connect(data_dir / "warehouse.duckdb")
+    try:
+        full_dir = Path(tempfile.mkdtemp(prefix="bench-full-"))
+        full = publish_read_model(con, full_dir)
+        shutil.rmtree(full_dir)
+    finally:
+        con.close()
+    # One-day increment: re-pull the last day (the lookback of a scheduled run does this), then publish.
+    with dg.DagsterInstance.get() as instance:
+        day = dt.date(2026, 9, 9)
+        assert dg.materialize(all_assets, instance=instance, resources=default_resources(),
+                              selection=["interval_readings", "register_reads", "daily_consumption"],
+                              tags=partition_range_tags(day, day)).success
+    con = connect(data_dir / "warehouse.duckdb")
+    try:
+        con.execute("UPDATE interval_readings SET kwh = kwh + 0.001 WHERE interval_end = "
+                    "(SELECT max(interval_end) FROM interval_readings)")  # the day really changed
+        incremental = publish_read_model(con, data_dir / "readmodel")
+    finally:
+        con.close()
+    print(f"publish: full rebuild {full.seconds:.2f} s ({full.parts_written} month files, "
+          f"{full.row_counts['intervals']:,} intervals); after a one-day increment {incremental.seconds:.2f} s "
+          f"({incremental.parts_written} written, {incremental.parts_reused} reused): "
+          f"{full.seconds / max(incremental.seconds, 1e-9):.1f}x faster")
+
+
+def _freshness(data_dir: Path, pushes: int) -> None:
+    import csv
+
+    import dagster as dg  # noqa: F401 - fail early if missing
+
+    from ami_portal.run import DAGSTER_YAML
+    from cim_ingest.writer import IntervalBlockOut, MeterReadingOut, ReplyHeader, iter_meter_readings_response
+    from tests.conftest import VENV_BIN, Service, login, start_portal
+
+    (data_dir / "dagster" / "dagster.yaml").write_text(DAGSTER_YAML)
+    for sub in ("inbox", "processed", "quarantine"):
+        (data_dir / sub).mkdir(exist_ok=True)
+    env = dict(os.environ, AMI_INBOX_SENSOR_SECONDS="2", AMI_PULL_CRON="0 3 1 1 *")
+    subprocess.run([sys.executable, "-m", "ami_portal.cli", "users", "create-demo"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    with open(data_dir / "demo-accounts.csv", newline="", encoding="utf-8") as handle:
+        account = next(csv.DictReader(handle))
+    supply_id = account["supply_ids"].split(";")[0]
+    import duckdb
+
+    snapshot = data_dir / "readmodel" / (data_dir / "readmodel" / "CURRENT").read_text().strip()
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        usage_point, meter = con.execute(
+            "SELECT usage_point_mrid, meter_mrid FROM supplies WHERE supply_id = ?", [supply_id]).fetchall()[0]
+    daemon = Service("dagster-daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                     env, data_dir / "logs")
+    portal, url = start_portal(data_dir, data_dir / "logs")
+    latencies = []
+    try:
+        client = login(url, account["email"], account["password"])
+        time.sleep(15)  # let the daemon load the code location and start the sensor
+        for index in range(pushes):
+            interval_end = dt.datetime(2026, 9, 9, 12, 0, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=15 * index)
+            value = f"{5 + index}.{index + 1:03d}"
+            header = ReplyHeader(noun="MeterReadings", correlation_id=f"bench-{index}", source="BENCH",
+                                 message_id=f"bench-{index}-{time.time_ns()}", timestamp=dt.datetime.now(dt.timezone.utc))
+            block = IntervalBlockOut(DELIVERED_15MIN, ends=[interval_end], values=[value])
+            staging = data_dir / f".push-{index}.xml"
+            with open(staging, "wb") as handle:
+                for chunk in iter_meter_readings_response(header, [MeterReadingOut(usage_point, meter, [block])]):
+                    handle.write(chunk)
+            pushed = time.monotonic()
+            os.replace(staging, data_dir / "inbox" / f"push-{index}.xml")
+            expected_end = interval_end.astimezone(dt.timezone.utc)
+            while time.monotonic() - pushed < 180:
+                body = client.get(f"/api/v1/supplies/{supply_id}/consumption",
+                                  params={"granularity": "15min", "from": "2026-09-09", "to": "2026-09-10"}).json()
+                seen = [p for p in body["points"]
+                        if dt.datetime.fromisoformat(p["end"]).astimezone(dt.timezone.utc) == expected_end]
+                if seen and seen[0]["kwh"] is not None and abs(seen[0]["kwh"] - float(value)) < 1e-6:
+                    latencies.append(time.monotonic() - pushed)
+                    break
+                time.sleep(0.25)
+            else:
+                latencies.append(float("inf"))
+    finally:
+        portal.stop()
+        daemon.stop()
+    finite = [value for value in latencies if value != float("inf")]
+    print(f"freshness: {len(finite)}/{pushes} pushes visible in the JSON API; median "
+          f"{statistics.median(latencies):.1f} s, worst {max(latencies):.1f} s (target 60 s)")
+
+
+def main() -> None:
+    supplies = int(os.environ.get("BENCH_SUPPLIES", "200"))
+    months = int(os.environ.get("BENCH_MONTHS", "13"))
+    pushes = int(os.environ.get("BENCH_PUSHES", "5"))
+    work = Path(tempfile.mkdtemp(prefix="bench-pipelines-"))
+    data_dir = work / "data"
+    (data_dir / "dagster").mkdir(parents=True)
+    from tests.conftest import start_simulator
+
+    simulator, backend = start_simulator(work / "logs", seed=42, supplies=supplies, months=months, now=NOW)
+    first_partition = (dt.date(2026, 9, 10) - dt.timedelta(days=round(months * 30.44) + 5)).isoformat()
+    os.environ.update(AMI_DATA_DIR=str(data_dir), DAGSTER_HOME=str(data_dir / "dagster"), AMI_BACKEND_URL=backend,
+                      AMI_PARTITIONS_START=first_partition)
+    from ami_portal.run import DAGSTER_YAML
+
+    (data_dir / "dagster" / "dagster.yaml").write_text(DAGSTER_YAML)
+    try:
+        _scale(data_dir, backend, supplies, months)
+        _publish_cost(data_dir)
+        _freshness(data_dir, pushes)
+    finally:
+        simulator.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The portal under load: the 13-month daily consumption endpoint against `/healthz`, and the supply page's weight.
+
+A read-model snapshot with 100,000 supplies (13 months of daily totals each, ~40 million rows, plus a tariff
+schedule so pesos are computed as in production) is generated directly in DuckDB. gunicorn serves it with the
+production settings (`webapp/gunicorn.conf.py`: PORTAL_WORKERS workers x 4 threads). Client threads, each logged in
+as a different customer, ask for their own supply's `granularity=day` series over 13 months (random supplies), then
+for `/healthz`, for the same duration. Printed: requests per second and p50/p99 latency of each, and the ratios
+(goals: throughput >= 0.5 x healthz, p99 <= 3 x healthz's p99). Then the bytes a first load of the supply page
+transfers: the HTML, every stylesheet and script it links, and the explorer's first API call.
+
+Settings (environment): BENCH_PORTAL_SUPPLIES (100000), BENCH_PORTAL_SECONDS (20 per endpoint),
+BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+FIRST_DAY, LAST_DAY_EXCLUSIVE = "2025-08-10", "2026-09-10"
+PASSWORD = "una frase larga para medir el portal"
+
+SNAPSHOT_DDL = """
+CREATE TABLE meta(key VARCHAR, value VARCHAR);
+CREATE TABLE customers(customer_id VARCHAR, client_number VARCHAR, name VARCHAR, rut VARCHAR, email VARCHAR);
+CREATE TABLE supplies(supply_id VARCHAR, customer_id VARCHAR, usage_point_mrid VARCHAR, meter_mrid VARCHAR,
+    address VARCHAR, comuna VARCHAR, tariff VARCHAR, status VARCHAR, has_solar BOOLEAN,
+    data_from TIMESTAMPTZ, data_until TIMESTAMPTZ);
+CREATE TABLE intervals(supply_id VARCHAR, flow VARCHAR, interval_end TIMESTAMPTZ, interval_seconds INTEGER,
+    kwh DOUBLE, quality VARCHAR);
+CREATE TABLE daily(supply_id VARCHAR, flow VARCHAR, local_date DATE, kwh DOUBLE, intervals INTEGER,
+    expected_intervals INTEGER, quality VARCHAR);
+CREATE TABLE monthly(supply_id VARCHAR, flow VARCHAR, month DATE, kwh DOUBLE, days INTEGER, quality VARCHAR);
+CREATE TABLE bills(bill_id VARCHAR, supply_id VARCHAR, period_start DATE, period_end DATE, issue_date DATE,
+    due_date DATE, kwh DOUBLE, register_start_kwh DOUBLE, register_end_kwh DOUBLE, received_kwh DOUBLE,
+    net_clp BIGINT, iva_clp BIGINT, total_clp BIGINT, status VARCHAR);
+CREATE TABLE bill_lines(bill_id VARCHAR, line_no INTEGER, code VARCHAR, description VARCHAR, quantity DOUBLE,
+    unit VARCHAR, unit_price_clp DOUBLE, amount_clp BIGINT);
+CREATE TABLE tariffs(valid_from DATE, valid_to DATE, tariff VARCHAR, fixed_clp_month BIGINT,
+    energy_clp_per_kwh DOUBLE, injection_clp_per_kwh DOUBLE);
+"""
+
+
+def supply_id(index: int) -> str:
+    return f"{30000000 + index:08d}"
+
+
+def build_snapshot(readmodel_dir: Path, supplies: int) -> float:
+    """The snapshot file and CURRENT; returns the seconds it took."""
+    started = time.monotonic()
+    snapshot = readmodel_dir / "snapshots" / "rm-bench.duckdb"
+    snapshot.parent.mkdir(parents=True)
+    con = duckdb.connect(str(snapshot))
+    con.execute("SET enable_progress_bar = false")
+    con.execute(SNAPSHOT_DDL)
+    con.execute("INSERT INTO meta VALUES ('published_at', '2026-09-10T12:00:00+00:00'), ('schema_version', '1')")
+    con.execute(
+        """INSERT INTO supplies SELECT printf('%08d', 30000000 + i), printf('C%06d', i), uuid()::VARCHAR,
+               uuid()::VARCHAR, 'Calle ' || i, 'Santiago', 'BT1', 'connected', false,
+               TIMESTAMPTZ '2025-08-10 04:00:00+00', TIMESTAMPTZ '2026-09-10 03:00:00+00'
+           FROM range(1, ? + 1) t(i)""",
+        [supplies],
+    )
+    # daily rows in (supply_id, local_date) order, as the publisher writes them, in chunks to bound memory
+    chunk = 10_000
+    for first in range(1, supplies + 1, chunk):
+        last = min(first + chunk, supplies + 1)
+        con.execute(
+            f"""INSERT INTO daily
+                SELECT printf('%08d', 30000000 + i), 'delivered', d::DATE,
+                       round(4 + 8 * random(), 3), 96, 96, CASE WHEN random() < 0.02 THEN 'estimated' ELSE 'actual' END
+                FROM range(?, ?) s(i), range(DATE '{FIRST_DAY}', DATE '{LAST_DAY_EXCLUSIVE}', INTERVAL 1 DAY) r(d)
+                ORDER BY i, d""",
+            [first, last],
+        )
+    con.execute(
+        """INSERT INTO tariffs VALUES (DATE '2025-07-01', DATE '2026-01-01', 'BT1', 1061, 173.0, 100.4),
+               (DATE '2026-01-01', DATE '2026-07-01', 'BT1', 1082, 178.2, 103.0),
+               (DATE '2026-07-01', NULL, 'BT1', 1104, 183.6, 105.5)"""
+    )
+    con.execute("CHECKPOINT")
+    con.close()
+    (readmodel_dir / "CURRENT").write_text("snapshots/rm-bench.duckdb\n", encoding="utf-8")
+    return time.monotonic() - started
+
+
+def create_accounts(data_dir: Path, customers: list[int]) -> None:
+    from webapp.accounts import AccountStore
+
+    store = AccountStore(data_dir / "accounts.sqlite")
+    store.initialize()
+    password_hash = store.hasher.hash(PASSWORD)  # one Argon2 hash reused: creating accounts is not measured
+    for index in customers:
+        store.create_user(f"cliente{index}@example.cl", None, f"C{index:06d}", password_hash=password_hash)
+
+
+def log_in(base_url: str, index: int) -> httpx.Client:
+    client = httpx.Client(base_url=base_url, timeout=30)
+    token = CSRF_META.search(client.get("/login").text).group(1)
+    response = client.post("/login", data={"email": f"cliente{index}@example.cl", "password": PASSWORD,
+                                           "csrf_token": token})
+    assert response.status_code in (302, 303), response.text[:300]
+    return client
+
+
+def load(clients: list[tuple[httpx.Client, str]], path_of, seconds: float) -> tuple[float, list[float]]:
+    """Each client thread requests `path_of(supply_id)` back to back for `seconds`; (req/s, latencies in ms)."""
+    latencies: list[list[float]] = [[] for _ in clients]
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+
+    def worker(slot: int, client: httpx.Client, own_supply: str) -> None:
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            response = client.get(path_of(own_supply))
+            latencies[slot].append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                errors.append(f"{response.status_code} {response.text[:200]}")
+                return
+
+    threads = [threading.Thread(target=worker, args=(slot, client, own)) for slot, (client, own) in
+               enumerate(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    if errors:
+        raise RuntimeError(f"requests failed: {errors[:3]}")
+    merged = [value for values in latencies for value in values]
+    return len(merged) / elapsed, merged
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def first_load_bytes(client: httpx.Client, supply: str) -> dict[str, int]:
+    """Bytes of the supply page, the stylesheets and scripts it links, and the explorer's first API call."""
+    html = client.get(f"/supplies/{supply}").text
+    sizes = {"html": len(html.encode("utf-8"))}
+    for url in re.findall(r'<(?:script|link)[^>]+(?:src|href)="(/static/[^"]+)"', html):
+        sizes[url] = len(client.get(url).content)
+    window = re.search(r'data-granularity="(\w+)" data-from="([\d-]+)" data-to="([\d-]+)"', html)
+    if window:
+        granularity, first, last = window.groups()
+        api = client.get(f"/api/v1/supplies/{supply}/consumption",
+                         params={"granularity": granularity, "from": first, "to": last, "flow": "delivered"})
+        sizes["first API call"] = len(api.content)
+    return sizes
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import start_portal
+
+    supplies = int(os.environ.get("BENCH_PORTAL_SUPPLIES", "100000"))
+    seconds = float(os.environ.get("BENCH_PORTAL_SECONDS", "20"))
+    client_count = int(os.environ.get("BENCH_PORTAL_CLIENTS", "8"))
+    account_count = min(int(os.environ.get("BENCH_PORTAL_ACCOUNTS", "64")), supplies)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
+    try:
+        built = build_snapshot(data_dir / "readmodel", supplies)
+        size_mb = (data_dir / "readmodel" / "snapshots" / "rm-bench.duckdb").stat().st_size / 1e6
+        print(f"read model: {supplies:,} supplies x 396 days generated in {built:.0f} s ({size_mb:.0f} MB)")
+        rng = random.Random(42)
+        customers = rng.sample(range(1, supplies + 1), account_count)
+        create_accounts(data_dir, customers)
+        workers = os.environ.get("PORTAL_WORKERS", "2")
+        service, base_url = start_portal(data_dir, data_dir / "logs", workers=int(workers))
+        try:
+            clients = [(log_in(base_url, index), supply_id(index)) for index in customers[:client_count]]
+            # other accounts' supplies are asked for by rotating the clients' logins through them
+            path = (f"/api/v1/supplies/{{}}/consumption?granularity=day&from={FIRST_DAY}"
+                    f"&to={LAST_DAY_EXCLUSIVE}&flow=delivered")
+            for client, own in clients:  # warm each worker's connection and page cache once
+                assert client.get(path.format(own)).status_code == 200
+            api_rate, api_ms = load(clients, lambda own: path.format(own), seconds)
+            health_rate, health_ms = load(clients, lambda own: "/healthz", seconds)
+            print(f"gunicorn: {workers} workers x 4 threads; {client_count} client threads, {seconds:.0f} s each")
+            for name, rate, latencies in (("/healthz", health_rate, health_ms),
+                                          ("13-month daily consumption", api_rate, api_ms)):
+                print(f"{name:28s} {rate:8.1f} req/s   p50 {percentile(latencies, 0.5):7.1f} ms   "
+                      f"p99 {percentile(latencies, 0.99):7.1f} ms   ({len(latencies)} requests)")
+            ratio = api_rate / health_rate
+            p99_ratio = percentile(api_ms, 0.99) / percentile(health_ms, 0.99)
+            print(f"throughput ratio consumption / healthz: {ratio:.2f} (goal >= 0.5)")
+            print(f"p99 ratio consumption / healthz:        {p99_ratio:.2f} (goal <= 3)")
+            sizes = first_load_bytes(clients[0][0], clients[0][1])
+            total = sum(sizes.values())
+            for name, size in sizes.items():
+                print(f"  {name:40s} {size / 1024:8.1f} KB")
+            print(f"supply page first load: {total / 1024:.1f} KB uncompressed (goal < 300 KB)")
+            print(f"median consumption latency: {statistics.median(api_ms):.1f} ms")
+            for client, _ in clients:
+                client.close()
+        finally:
+            service.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

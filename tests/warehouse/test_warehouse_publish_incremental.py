@@ -1,0 +1,89 @@
+"""Incremental publish: closed months stay as immutable Parquet files that each snapshot references, so a publish
+after a one-day increment writes only the running month; a late correction rewrites only its month; and the
+snapshot reads the same as a full rebuild."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import duckdb
+import pytest
+from warehouse_frames import SUPPLY_A, SUPPLY_B, intervals_frame, local_day_intervals
+
+from warehouse.loads import upsert_interval_readings
+from warehouse.publish import publish_read_model, read_current
+from warehouse.rollups import local_midnight_utc, rebuild_daily
+
+DAYS = [dt.date(2026, 6, 29), dt.date(2026, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 8, 3)]
+
+
+def _load_day(con, day: dt.date, kwh: float = 0.2) -> None:
+    rows = []
+    for usage_point in (SUPPLY_A[1], SUPPLY_B[1]):
+        rows += local_day_intervals(usage_point, local_midnight_utc(day) + dt.timedelta(minutes=15), 96,
+                                    lambda index: kwh + index / 1000)
+    upsert_interval_readings(con, intervals_frame(rows))
+    rebuild_daily(con, day, day)
+
+
+def _snapshot_rows(readmodel, table: str, order: str) -> list[tuple]:
+    con = duckdb.connect(str(readmodel / read_current(readmodel)), read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+    finally:
+        con.close()
+
+
+def test_one_day_increment_writes_only_the_running_month(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    first = publish_read_model(loaded_con, readmodel)
+    assert first.parts_written == 4  # intervals and daily, June and July
+    parts_before = {path: path.stat().st_mtime_ns for path in (readmodel / "parts").rglob("*.parquet")}
+
+    _load_day(loaded_con, DAYS[3])  # a new day in August
+    second = publish_read_model(loaded_con, readmodel)
+    assert (second.parts_written, second.parts_reused) == (2, 4)
+    for path, mtime in parts_before.items():
+        assert path.stat().st_mtime_ns == mtime  # closed months untouched
+    assert second.row_counts["intervals"] == 4 * 96 * 2
+
+    # Publishing again with nothing changed writes no month file.
+    assert publish_read_model(loaded_con, readmodel).parts_written == 0
+
+
+def test_late_correction_rewrites_only_its_month_and_old_snapshots_keep_their_data(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS:
+        _load_day(loaded_con, day)
+    old = publish_read_model(loaded_con, readmodel)
+    old_view = duckdb.connect(str(old.path), read_only=True)
+    corrected_at = local_midnight_utc(DAYS[0]) + dt.timedelta(hours=10)
+    upsert_interval_readings(loaded_con, intervals_frame([(SUPPLY_A[1], corrected_at, 9.5, "edited")]))
+    rebuild_daily(loaded_con, DAYS[0], DAYS[0])
+    new = publish_read_model(loaded_con, readmodel)
+    assert new.parts_written == 2  # June intervals and June daily
+    corrected = [row for row in _snapshot_rows(readmodel, "intervals", "supply_id, flow, interval_end")
+                 if row[0] == SUPPLY_A[0] and row[2] == corrected_at]
+    assert [row[4:] for row in corrected] == [(9.5, "edited")]
+    # A reader still on the old snapshot sees the old value: its month file was not replaced in place.
+    old_value = old_view.execute(
+        "SELECT kwh FROM intervals WHERE supply_id = ? AND interval_end = ?", [SUPPLY_A[0], corrected_at]
+    ).fetchall()
+    old_view.close()
+    assert old_value[0][0] == pytest.approx(0.2 + 39 / 1000)
+
+
+def test_incremental_snapshot_reads_the_same_as_a_full_rebuild(loaded_con, tmp_path):
+    incremental = tmp_path / "incremental"
+    for day in DAYS:
+        _load_day(loaded_con, day)
+        publish_read_model(loaded_con, incremental)
+    full = tmp_path / "full"
+    shutil.rmtree(full, ignore_errors=True)
+    publish_read_model(loaded_con, full)
+    for table, order in (("intervals", "supply_id, flow, interval_end"), ("daily", "supply_id, flow, local_date"),
+                         ("supplies", "supply_id"), ("monthly", "supply_id, flow, month")):
+        assert _snapshot_rows(incremental, table, order) == _snapshot_rows(full, table, order), table
