@@ -161,6 +161,7 @@ def main() -> None:
             simulator.stop()
 
     healthy_p95, hanging_p95 = percentile(healthy_c, 0.95), percentile(hanging_c, 0.95)
+    print(f"load average at the end (2 cores shared): {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
     print(f"1. consumption JSON (15-minute day) while {BALANCE_CLIENTS} clients ask for the live balance "
           f"({PHASE_SECONDS:.0f} s per phase, {CONSUMPTION_CLIENTS} consumption clients):")
     print(f"   billing healthy: {len(healthy_c):5d} requests  p50 {ms(statistics.median(healthy_c))}  "

@@ -2,9 +2,10 @@
 increment against a full rebuild, and freshness of a reading pushed to the inbox until the portal's JSON API
 serves it (Dagster daemon + inbox sensor + gunicorn, all real processes).
 
-Sizes (environment): BENCH_SUPPLIES (default 200) x BENCH_MONTHS (default 13) for the scale run, which keeps the
+Sizes (environment): BENCH_SUPPLIES (default 40) x BENCH_MONTHS (default 13) for the scale run, which keeps the
 default run under ~3 minutes on a shared 2-core machine; 10,000 x 13 is the target size of the issue and runs
 with BENCH_SUPPLIES=10000 (hours here). BENCH_PUSHES (default 5) inbox pushes for freshness.
+BENCH_PUBLISH_SUPPLIES (default 500) sizes a synthetic warehouse for the publish-cost comparison at scale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-09-10T15:00:00+00:00"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DELIVERED_15MIN = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
 
 
@@ -43,20 +45,22 @@ def _scale(data_dir: Path, backend: str, supplies: int, months: int) -> None:
         from pipelines.resources import default_resources
 
         assert dg.materialize(all_assets, instance=instance, resources=default_resources(),
-                              selection=["customers", "supplies"]).success
+                              selection=["customers", "supplies"], run_config=QUIET).success
         started = time.monotonic()
         # The job definition is reconstructed in each step's own process: the multiprocess executor.
         result = dg.execute_job(
             dg.reconstructable(_job), instance=instance,
             tags=partition_range_tags(first_day, last_day),
-            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}},
+            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}, **QUIET},
         )
         seconds = time.monotonic() - started
         assert result.success, "scale run failed"
-        readings = sum(
-            int(event.materialization.metadata["dagster/row_count"].value)
-            for event in result.get_asset_materialization_events()
-            if event.asset_key == dg.AssetKey("interval_readings")
+        # A range run records one materialization per partition, each with the run's totals: take one.
+        readings = max(
+            (int(event.materialization.metadata["dagster/row_count"].value)
+             for event in result.get_asset_materialization_events()
+             if event.asset_key == dg.AssetKey("interval_readings")),
+            default=0,
         )
     print(f"scale: {supplies} supplies x {months} months ({first_day}..{last_day}), {readings:,} interval readings")
     print(f"scale: wall time {seconds:.1f} s (pull, load, rollups, checks, publish, export), "
@@ -90,7 +94,7 @@ def _publish_cost(data_dir: Path) -> None:
         day = dt.date(2026, 9, 9)
         assert dg.materialize(all_assets, instance=instance, resources=default_resources(),
                               selection=["interval_readings", "register_reads", "daily_consumption"],
-                              tags=partition_range_tags(day, day)).success
+                              tags=partition_range_tags(day, day), run_config=QUIET).success
     con = connect(data_dir / "warehouse.duckdb")
     try:
         con.execute("UPDATE interval_readings SET kwh = kwh + 0.001 WHERE interval_end = "
@@ -101,6 +105,44 @@ def _publish_cost(data_dir: Path) -> None:
     print(f"publish: full rebuild {full.seconds:.2f} s ({full.parts_written} month files, "
           f"{full.row_counts['intervals']:,} intervals); after a one-day increment {incremental.seconds:.2f} s "
           f"({incremental.parts_written} written, {incremental.parts_reused} reused): "
+          f"{full.seconds / max(incremental.seconds, 1e-9):.1f}x faster")
+
+
+def _publish_scale(supplies: int) -> None:
+    """Publish cost on a synthetic warehouse (no simulator, so it reaches sizes the pull cannot here): 13 months
+    of 15-minute delivered readings for `supplies` supplies; full rebuild vs after appending one day."""
+    from warehouse import rollups
+    from warehouse.db import connect
+    from warehouse.publish import publish_read_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+    try:
+        con = connect(work / "warehouse.duckdb")
+        con.execute("SET enable_progress_bar = false")
+        first_end = dt.datetime(2025, 8, 1, 4, 15, tzinfo=dt.timezone.utc)
+        days = 395
+        con.execute(
+            "INSERT INTO supplies SELECT (30000000 + i)::VARCHAR, 'up-' || i, 'm-' || i, 'C' || lpad(i::VARCHAR, 6, '0'), "
+            "'Calle 1', 'Santiago', 'BT1', 'active', false, now() FROM range(1, ? + 1) t(i)", [supplies])
+        insert = (
+            "INSERT INTO interval_readings SELECT (30000000 + i)::VARCHAR, 'up-' || i, 'delivered', 'rt', "
+            "?::TIMESTAMPTZ + to_minutes(15 * k), 900, (0.05 + (hash(i, k) % 400) / 1000.0)::DECIMAL(18, 6), "
+            "'actual', '1.0.0', 'bench', now(), NULL FROM range(1, ? + 1) t(i), range(0, ?) s(k)"
+        )
+        con.execute(insert, [first_end, supplies, 96 * days])
+        rows = con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
+        rollups.rebuild_daily(con, dt.date(2025, 8, 1), dt.date(2026, 8, 29))
+        full = publish_read_model(con, work / "readmodel")
+        # One more day arrives (the running month changes), then publish again.
+        con.execute(insert, [first_end + dt.timedelta(days=days), supplies, 96])
+        rollups.rebuild_daily(con, dt.date(2026, 8, 30), dt.date(2026, 8, 30))
+        incremental = publish_read_model(con, work / "readmodel")
+        con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"publish at {supplies} supplies x 13 months ({rows:,} intervals, synthetic): full rebuild "
+          f"{full.seconds:.1f} s ({full.parts_written} month files); after a one-day increment "
+          f"{incremental.seconds:.1f} s ({incremental.parts_written} written, {incremental.parts_reused} reused): "
           f"{full.seconds / max(incremental.seconds, 1e-9):.1f}x faster")
 
 
@@ -168,7 +210,7 @@ def _freshness(data_dir: Path, pushes: int) -> None:
 
 
 def main() -> None:
-    supplies = int(os.environ.get("BENCH_SUPPLIES", "200"))
+    supplies = int(os.environ.get("BENCH_SUPPLIES", "40"))
     months = int(os.environ.get("BENCH_MONTHS", "13"))
     pushes = int(os.environ.get("BENCH_PUSHES", "5"))
     work = Path(tempfile.mkdtemp(prefix="bench-pipelines-"))
@@ -190,6 +232,7 @@ def main() -> None:
     finally:
         simulator.stop()
         shutil.rmtree(work, ignore_errors=True)
+    _publish_scale(int(os.environ.get("BENCH_PUBLISH_SUPPLIES", "500")))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The portal under load: the 13-month daily consumption endpoint against `/healthz`, and the supply page's weight.
 
 A read-model snapshot with 100,000 supplies (13 months of daily totals each, ~40 million rows, plus a tariff
-schedule so pesos are computed as in production) is generated directly in DuckDB. gunicorn serves it with the
+schedule so pesos are computed as in production) is generated directly with DuckDB, laid out as the publisher lays
+it out: `daily` is a view over one sorted, zstd Parquet file per local month. gunicorn serves it with the
 production settings (`webapp/gunicorn.conf.py`: PORTAL_WORKERS workers x 4 threads). Client threads, each logged in
 as a different customer, ask for their own supply's `granularity=day` series over 13 months (random supplies), then
 for `/healthz`, for the same duration. Printed: requests per second and p50/p99 latency of each, and the ratios
@@ -9,11 +10,13 @@ for `/healthz`, for the same duration. Printed: requests per second and p50/p99 
 transfers: the HTML, every stylesheet and script it links, and the explorer's first API call.
 
 Settings (environment): BENCH_PORTAL_SUPPLIES (100000), BENCH_PORTAL_SECONDS (20 per endpoint),
-BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2).
+BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2),
+BENCH_PORTAL_ROW_GROUP (61440, the publisher's Parquet row group size).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
@@ -32,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 FIRST_DAY, LAST_DAY_EXCLUSIVE = "2025-08-10", "2026-09-10"
 PASSWORD = "una frase larga para medir el portal"
+# the publisher's row group size; set BENCH_PORTAL_ROW_GROUP to see what another size would give
+ROW_GROUP = int(os.environ.get("BENCH_PORTAL_ROW_GROUP", "61440"))
 
 SNAPSHOT_DDL = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
@@ -74,18 +79,31 @@ def build_snapshot(readmodel_dir: Path, supplies: int) -> float:
            FROM range(1, ? + 1) t(i)""",
         [supplies],
     )
-    # daily rows in (supply_id, local_date) order, as the publisher writes them, in chunks to bound memory
-    chunk = 10_000
-    for first in range(1, supplies + 1, chunk):
-        last = min(first + chunk, supplies + 1)
+    # `daily` as the publisher lays it out (warehouse/publish.py): one zstd Parquet file per local month, sorted by
+    # supply, flow and date, row groups of 61,440, and a view over the files in the snapshot
+    con.execute("DROP TABLE daily")
+    months = [row[0] for row in con.execute(
+        f"SELECT DISTINCT date_trunc('month', d)::DATE FROM range(DATE '{FIRST_DAY}', DATE '{LAST_DAY_EXCLUSIVE}', "
+        "INTERVAL 1 DAY) r(d) ORDER BY 1").fetchall()]
+    files = []
+    for month in months:
+        first = max(month, dt.date.fromisoformat(FIRST_DAY))
+        following = min((month + dt.timedelta(days=32)).replace(day=1), dt.date.fromisoformat(LAST_DAY_EXCLUSIVE))
+        directory = readmodel_dir / "parts" / "daily" / f"month={month:%Y-%m}"
+        directory.mkdir(parents=True)
+        path = directory / "bench.parquet"
         con.execute(
-            f"""INSERT INTO daily
-                SELECT printf('%08d', 30000000 + i), 'delivered', d::DATE,
-                       round(4 + 8 * random(), 3), 96, 96, CASE WHEN random() < 0.02 THEN 'estimated' ELSE 'actual' END
-                FROM range(?, ?) s(i), range(DATE '{FIRST_DAY}', DATE '{LAST_DAY_EXCLUSIVE}', INTERVAL 1 DAY) r(d)
-                ORDER BY i, d""",
-            [first, last],
+            f"""COPY (SELECT printf('%08d', 30000000 + i) AS supply_id, 'delivered' AS flow, d::DATE AS local_date,
+                       round(4 + 8 * random(), 3) AS kwh, 96 AS intervals, 96 AS expected_intervals,
+                       CASE WHEN random() < 0.02 THEN 'estimated' ELSE 'actual' END AS quality
+                FROM range(1, ? + 1) s(i), range(DATE '{first}', DATE '{following}', INTERVAL 1 DAY) r(d)
+                ORDER BY supply_id, flow, local_date)
+                TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""",
+            [supplies],
         )
+        files.append(path)
+    listed = ", ".join(f"'{path}'" for path in files)
+    con.execute(f"CREATE VIEW daily AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false)")
     con.execute(
         """INSERT INTO tariffs VALUES (DATE '2025-07-01', DATE '2026-01-01', 'BT1', 1061, 173.0, 100.4),
                (DATE '2026-01-01', DATE '2026-07-01', 'BT1', 1082, 178.2, 103.0),
@@ -176,8 +194,9 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
     try:
         built = build_snapshot(data_dir / "readmodel", supplies)
-        size_mb = (data_dir / "readmodel" / "snapshots" / "rm-bench.duckdb").stat().st_size / 1e6
-        print(f"read model: {supplies:,} supplies x 396 days generated in {built:.0f} s ({size_mb:.0f} MB)")
+        size_mb = sum(path.stat().st_size for path in (data_dir / "readmodel").rglob("*") if path.is_file()) / 1e6
+        print(f"read model: {supplies:,} supplies x 396 days generated in {built:.0f} s ({size_mb:.0f} MB, "
+              f"Parquet row groups of {ROW_GROUP:,})")
         rng = random.Random(42)
         customers = rng.sample(range(1, supplies + 1), account_count)
         create_accounts(data_dir, customers)

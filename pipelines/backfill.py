@@ -114,11 +114,14 @@ def run_backfill(
             run_config=_QUIET, raise_on_error=False,
         )
         seconds = time.monotonic() - chunk_started
-        chunk_readings = sum(
-            int(event.materialization.metadata["dagster/row_count"].value)
-            for event in result.get_asset_materialization_events()
-            if event.asset_key == dg.AssetKey("interval_readings") and "dagster/row_count" in event.materialization.metadata
-        ) if result.success else 0
+        # A range run records one materialization per partition, each carrying the run's totals: take one.
+        chunk_readings = max(
+            (int(event.materialization.metadata["dagster/row_count"].value)
+             for event in result.get_asset_materialization_events()
+             if event.asset_key == dg.AssetKey("interval_readings")
+             and "dagster/row_count" in event.materialization.metadata),
+            default=0,
+        )
         readings += chunk_readings
         done_days += (chunk_last - chunk_first).days + 1
         elapsed = time.monotonic() - started

@@ -13,9 +13,9 @@ from pipelines.partitions import daily_partitions
 from pipelines.resources import default_resources
 
 STEPS: list[tuple[str, list[str], bool]] = [
-    ("master data", ["customers", "supplies"], False),
+    ("master data", ["customers", "supplies", "tariffs"], False),
     ("meter readings", ["interval_readings", "register_reads", "daily_consumption"], True),
-    ("bills, rollups and publish", ["bills", "tariffs", "monthly_consumption", "read_model"], False),
+    ("bills, rollups and publish", ["bills", "monthly_consumption", "read_model"], False),
 ]
 
 

@@ -89,6 +89,8 @@ class SnapshotConnections:
             raise ReadModelUnavailable(f"snapshot {snapshot_path} named by CURRENT does not exist")
         try:
             connection = duckdb.connect(str(snapshot_path), read_only=True)
+            # `intervals` and `daily` are views over monthly Parquet files: keep their footers cached.
+            connection.execute("SET parquet_metadata_cache = true")
         except duckdb.Error as error:
             raise ReadModelUnavailable(f"cannot open snapshot {snapshot_path}: {error}") from error
         self._local.connection = connection

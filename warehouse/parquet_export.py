@@ -81,6 +81,7 @@ def _write(con: duckdb.DuckDBPyConnection, select_sql: str, params: list, target
 def export_parquet(con: duckdb.DuckDBPyConnection, directory: Path) -> ExportResult:
     """Export the warehouse under `directory` (see the module docstring); only changed months are rewritten."""
     directory = Path(directory)
+    con.execute("SET enable_progress_bar = false")  # a run's log is no terminal
     written = unchanged = 0
     rows: dict[str, int] = {}
     for table, (month_sql, columns, order) in MONTHLY_TABLES.items():

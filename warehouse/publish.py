@@ -339,6 +339,7 @@ def publish_read_model(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> P
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     published_at = dt.datetime.now(dt.timezone.utc)
     snapshot_path = _new_snapshot_path(snapshots_dir, published_at)
+    con.execute("SET enable_progress_bar = false")  # a run's log is no terminal
     parts, written = _write_parts(con, readmodel_dir)
     manifest = readmodel_dir / PARTS_DIR / MANIFESTS_DIR / f"{snapshot_path.stem}.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from warehouse.rollups import day_bounds_frame, local_midnight_utc
+from warehouse.rollups import LOCAL_DATE_OF_END, day_bounds_frame, local_midnight_utc
 
 
 def supply_usage_points(con: duckdb.DuckDBPyConnection, active_only: bool = False) -> pl.DataFrame:
@@ -113,12 +113,11 @@ def check_missing_intervals(
         start, end = _window(first_day, last_day)
         offenders = _rows_as_dicts(
             con,
-            """
+            f"""
             WITH got AS (
                 SELECT r.supply_id, d.local_date, count(r.kwh) AS intervals
                 FROM interval_readings r
-                JOIN _check_days d ON r.interval_end > d.day_start
-                                  AND r.interval_end <= d.day_start + to_seconds(d.day_seconds)
+                JOIN _check_days d ON d.local_date = {LOCAL_DATE_OF_END}
                 WHERE r.flow = 'delivered' AND r.interval_seconds = 900
                   AND r.interval_end > ? AND r.interval_end <= ?
                 GROUP BY ALL
@@ -250,19 +249,20 @@ def check_freshness(
     try:
         days = _rows_as_dicts(
             con,
-            """
+            f"""
             SELECT d.local_date, max(r.interval_end) AS latest_interval_end,
                    least(d.day_start + to_seconds(d.day_seconds), ?) AS due_until,
                    round(epoch(least(d.day_start + to_seconds(d.day_seconds), ?)
                          - coalesce(max(r.interval_end), d.day_start)) / 60, 1) AS lag_minutes
             FROM _fresh_days d
-            LEFT JOIN interval_readings r
-              ON r.flow = 'delivered' AND r.interval_end > d.day_start
-             AND r.interval_end <= d.day_start + to_seconds(d.day_seconds)
+            LEFT JOIN (
+                SELECT * FROM interval_readings r
+                WHERE r.flow = 'delivered' AND r.interval_end > ? AND r.interval_end <= ?
+            ) r ON d.local_date = {LOCAL_DATE_OF_END}
             GROUP BY d.local_date, d.day_start, d.day_seconds
             ORDER BY d.local_date
             """,
-            [now, now],
+            [now, now, *_window(first_day, last_day)],
         )
     finally:
         con.unregister("_fresh_days")

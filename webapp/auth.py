@@ -74,6 +74,13 @@ def base_url() -> str:
     return (current_app.config.get("PORTAL_BASE_URL") or request.host_url).rstrip("/")
 
 
+def notify(email: str, what: str) -> None:
+    """Tell the customer about a change to their account's security (ASVS: notify after sensitive changes)."""
+    mail.send(email, "Cambio en la seguridad de tu cuenta",
+              f"{what}\n\nSi no fuiste tú, restablece tu contraseña en {base_url()}{url_for('auth.forgot_password')} "
+              "y revisa tus sesiones activas.\n")
+
+
 def personal_data(customer_id: str, email: str) -> list[str]:
     """What a password must not be made of: the customer's RUT, name and e-mail."""
     customer = read_model().customer(customer_id) or {}
@@ -377,6 +384,7 @@ def reset_password(token: str):
                 ended = accounts().end_all_sessions(user.id)
                 accounts().clear_failures(security.account_key(user.email))
                 security.audit("password.reset", user.id, sessions_ended=ended)
+                notify(user.email, "La contraseña de tu cuenta se restableció y cerramos todas tus sesiones.")
                 flash("Cambiaste tu contraseña. Inicia sesión con la nueva.", "info")
                 return redirect(url_for("auth.login"))
     return render_template("set_password.html", title="Elige una nueva contraseña", email=user.email, error=error)
@@ -416,6 +424,7 @@ def change_password():
             else:
                 ended = accounts().end_all_sessions(current_user.id, except_token=session.get(security.SESSION_KEY))
                 security.audit("password.changed", current_user.id, other_sessions_ended=ended)
+                notify(current_user.email, "La contraseña de tu cuenta cambió.")
                 flash("Cambiaste tu contraseña. Cerramos tus otras sesiones.", "info")
                 return redirect(url_for("auth.account"))
     return render_template("change_password.html", error=error)
@@ -474,6 +483,7 @@ def mfa_enable():
     codes = accounts().enable_totp(current_user.id, secret)
     session.pop("mfa_setup_secret", None)
     security.audit("mfa.enabled", current_user.id)
+    notify(current_user.email, "Activaste la verificación en dos pasos en tu cuenta.")
     return render_template("mfa.html", setup_secret=None, setup_uri=None, codes=codes, error=None, enabled=True)
 
 
@@ -488,5 +498,6 @@ def mfa_disable():
                                error="La contraseña o el código no son correctos."), 400
     accounts().disable_totp(current_user.id)
     security.audit("mfa.disabled", current_user.id)
+    notify(current_user.email, "Desactivaste la verificación en dos pasos en tu cuenta.")
     flash("Desactivaste la verificación en dos pasos.", "info")
     return redirect(url_for("auth.account"))

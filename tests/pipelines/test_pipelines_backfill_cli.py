@@ -51,10 +51,12 @@ def test_backfill_command_loads_the_range_with_progress_and_publishes(tmp_path, 
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
         days = con.execute("SELECT DISTINCT local_date FROM daily_consumption ORDER BY 1").fetchall()
+        loaded = con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
     finally:
         con.close()
     assert [str(day) for (day,) in days] == [f"2026-09-0{n}" for n in range(1, 6)]
     assert (data / "readmodel" / "CURRENT").exists()
+    assert f"{loaded:,} interval readings." in lines[-1]  # the progress counts what was loaded, once
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()

@@ -166,6 +166,19 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(app):
     assert attempt(app.test_client(), ANA["email"], "otra frase bien larga").status_code == 302
 
 
+def test_security_changes_are_notified_by_mail(app, data_dir):
+    from test_security_mfa import enable_mfa
+
+    client = login_client(app)
+    post_form(client, "/account/password", {"current_password": ANA["password"], "password": "otra frase bien larga",
+                                            "password_confirm": "otra frase bien larga"})
+    enable_mfa(client)
+    notices = [message for message in outbox(data_dir) if message["Subject"] == "Cambio en la seguridad de tu cuenta"]
+    assert [message["To"] for message in notices] == [ANA["email"]] * 2
+    assert "La contraseña de tu cuenta cambió." in notices[0].get_content()
+    assert "verificación en dos pasos" in notices[1].get_content()
+
+
 def test_demo_accounts_keep_working(app, tmp_path):
     store = app.extensions["accounts"]
     rows = store.ensure_demo_accounts(app.extensions["read_model"], tmp_path / "demo-accounts.csv")

@@ -16,7 +16,7 @@ from warehouse.schema import MIGRATIONS, SCHEMA_VERSION
 EXPECTED_TABLES = {
     "schema_migrations", "customers", "supplies", "interval_readings", "interval_reading_versions",
     "register_reads", "register_read_versions", "bills", "bill_lines", "daily_consumption", "monthly_consumption",
-    "publish_log",
+    "publish_log", "tariffs",
 }
 
 
