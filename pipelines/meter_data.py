@@ -73,8 +73,10 @@ def meter_readings(context: dg.AssetExecutionContext, backend: BackendResource, 
         for offset in range(0, len(usage_points), batch_size):
             batch = client.get_meter_readings(usage_points[offset : offset + batch_size], chunk_start, chunk_end)
             with warehouse.connect() as con:
-                interval_result = loads.upsert_interval_readings(con, batch.intervals)
-                register_result = loads.upsert_register_reads(con, batch.registers)
+                # The reply's Header/Timestamp orders it against pushed files: the newest message wins.
+                message_at = batch.header.timestamp
+                interval_result = loads.upsert_interval_readings(con, batch.intervals, message_at=message_at)
+                register_result = loads.upsert_register_reads(con, batch.registers, message_at=message_at)
             for key, result in (("intervals", interval_result), ("registers", register_result)):
                 totals[key][0] += result.inserted
                 totals[key][1] += result.updated
