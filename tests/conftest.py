@@ -96,3 +96,16 @@ def login(base_url: str, email: str, password: str) -> httpx.Client:
     response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
     assert response.status_code in (302, 303), response.text[:500]
     return client
+
+
+def seed_data_dir(data_dir: Path, write_snapshot, accounts) -> Path:
+    """A data directory with a published snapshot (written by `write_snapshot(readmodel_dir)`) and the given
+    accounts (dicts with email, password, customer_id); built once per session by callers, since Argon2 is slow."""
+    from webapp.accounts import AccountStore
+
+    write_snapshot(data_dir / "readmodel")
+    store = AccountStore(data_dir / "accounts.sqlite")
+    store.initialize()
+    for account in accounts:
+        store.create_user(account["email"], account["password"], account["customer_id"])
+    return data_dir

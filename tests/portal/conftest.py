@@ -7,20 +7,14 @@ import shutil
 import pytest
 
 from portal_kit import ANA, BRUNO, login, write_priced_snapshot
+from tests.conftest import seed_data_dir
 from webapp import create_app
-from webapp.accounts import AccountStore
 
 
 @pytest.fixture(scope="session")
 def priced_data_dir(tmp_path_factory):
     """Built once: a priced demo snapshot and two accounts (Argon2 hashing is slow)."""
-    data_dir = tmp_path_factory.mktemp("priced")
-    write_priced_snapshot(data_dir / "readmodel")
-    store = AccountStore(data_dir / "accounts.sqlite")
-    store.initialize()
-    for account in (ANA, BRUNO):
-        store.create_user(account["email"], account["password"], account["customer_id"])
-    return data_dir
+    return seed_data_dir(tmp_path_factory.mktemp("priced"), write_priced_snapshot, (ANA, BRUNO))
 
 
 @pytest.fixture

@@ -7,20 +7,14 @@ import shutil
 import pytest
 
 from portal_testkit import ANA, BRUNO, AuthActions, snapshot_factory
+from tests.conftest import seed_data_dir
 from webapp import create_app
-from webapp.accounts import AccountStore
 
 
 @pytest.fixture(scope="session")
 def seeded_data_dir(tmp_path_factory):
     """A data directory with a published snapshot and two accounts, built once (Argon2 hashing is slow)."""
-    data_dir = tmp_path_factory.mktemp("seed")
-    snapshot_factory.write_demo_snapshot(data_dir / "readmodel")
-    store = AccountStore(data_dir / "accounts.sqlite")
-    store.initialize()
-    for account in (ANA, BRUNO):
-        store.create_user(account["email"], account["password"], account["customer_id"])
-    return data_dir
+    return seed_data_dir(tmp_path_factory.mktemp("seed"), snapshot_factory.write_demo_snapshot, (ANA, BRUNO))
 
 
 @pytest.fixture
