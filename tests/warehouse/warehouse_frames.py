@@ -7,77 +7,14 @@ from collections.abc import Callable
 
 import polars as pl
 
+# The frames follow the parsers' own schemas: the contract between cim_ingest and the warehouse.
+from cim_ingest.documents import BILL_LINES_SCHEMA, BILLS_SCHEMA, CUSTOMERS_SCHEMA, SUPPLIES_SCHEMA
+from cim_ingest.meter_readings import INTERVAL_SCHEMA as INTERVALS_SCHEMA
+from cim_ingest.meter_readings import REGISTER_SCHEMA as REGISTERS_SCHEMA
+
 UTC = dt.timezone.utc
 DELIVERED_15MIN = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
 REGISTER_DELIVERED = "0.0.0.1.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
-
-INTERVALS_SCHEMA = {
-    "usage_point_mrid": pl.Utf8,
-    "meter_mrid": pl.Utf8,
-    "reading_type": pl.Utf8,
-    "flow": pl.Utf8,
-    "interval_seconds": pl.Int32,
-    "interval_end": pl.Datetime("us", "UTC"),
-    "kwh": pl.Float64,
-    "quality": pl.Utf8,
-    "quality_codes": pl.Utf8,
-    "source_message_id": pl.Utf8,
-}
-REGISTERS_SCHEMA = {
-    "usage_point_mrid": pl.Utf8,
-    "meter_mrid": pl.Utf8,
-    "reading_type": pl.Utf8,
-    "flow": pl.Utf8,
-    "read_at": pl.Datetime("us", "UTC"),
-    "kwh": pl.Float64,
-    "quality": pl.Utf8,
-    "quality_codes": pl.Utf8,
-    "source_message_id": pl.Utf8,
-}
-SUPPLIES_SCHEMA = {
-    "supply_id": pl.Utf8,
-    "usage_point_mrid": pl.Utf8,
-    "meter_mrid": pl.Utf8,
-    "customer_id": pl.Utf8,
-    "address": pl.Utf8,
-    "comuna": pl.Utf8,
-    "tariff": pl.Utf8,
-    "status": pl.Utf8,
-    "has_solar": pl.Boolean,
-}
-CUSTOMERS_SCHEMA = {
-    "customer_id": pl.Utf8,
-    "client_number": pl.Utf8,
-    "name": pl.Utf8,
-    "rut": pl.Utf8,
-    "email": pl.Utf8,
-}
-BILLS_SCHEMA = {
-    "bill_id": pl.Utf8,
-    "supply_id": pl.Utf8,
-    "period_start": pl.Date,
-    "period_end": pl.Date,
-    "issue_date": pl.Date,
-    "due_date": pl.Date,
-    "kwh": pl.Float64,
-    "register_start_kwh": pl.Float64,
-    "register_end_kwh": pl.Float64,
-    "received_kwh": pl.Float64,
-    "net_clp": pl.Int64,
-    "iva_clp": pl.Int64,
-    "total_clp": pl.Int64,
-    "status": pl.Utf8,
-}
-BILL_LINES_SCHEMA = {
-    "bill_id": pl.Utf8,
-    "line_no": pl.Int32,
-    "code": pl.Utf8,
-    "description": pl.Utf8,
-    "quantity": pl.Float64,
-    "unit": pl.Utf8,
-    "unit_price_clp": pl.Float64,
-    "amount_clp": pl.Int64,
-}
 
 SUPPLY_A = ("30000001", "11111111-1111-4111-8111-111111111111")
 SUPPLY_B = ("30000002", "22222222-2222-4222-8222-222222222222")
