@@ -5,10 +5,10 @@ A MeterReadings ResponseMessage of about `AMI_BENCH_INGEST_MB` MB (default 200; 
 written with `cim_ingest.writer` (15-minute delivered readings for many usage points). Then, each in a fresh
 process so peak RSS (`resource.getrusage`) belongs to one step only:
 - baseline: `lxml.etree.parse(path)` (the whole tree, nothing else);
-- ingest: `pipelines.file_ingest.ingest_files` into a warehouse that knows the usage points (streamed parse,
-  staged upserts, rollups of the touched days, commit, move to processed/).
-Printed: sizes, seconds, the ingest/parse ratio, readings per second, peak RSS of each step, and the writer's
-own speed. `AMI_BENCH_SKIP_BARE=1` skips the baseline (it holds the whole tree: several GB for 1 GB of XML).
+- ingest: `pipelines.file_ingest.ingest_files` into a warehouse that knows the usage points (pieces parsed on
+  worker processes, spooled to Parquet, merged and rolled up in one transaction, commit, move to processed/).
+Printed: sizes, seconds, the ingest/parse ratio, readings per second, peak RSS of each step (for the ingest: its
+own process and the largest parse worker), and the writer's own speed. `AMI_BENCH_SKIP_BARE=1` skips the baseline (it holds the whole tree: several GB for 1 GB of XML).
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ started = time.perf_counter()
 seconds = time.perf_counter() - started
 assert outcome.status == "processed", outcome.reason
 print(json.dumps({"seconds": seconds, "readings": outcome.readings,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -127,8 +128,9 @@ def main() -> None:
             bare = _measure(_BARE, str(path))
             print(f"bare lxml.etree.parse: {bare['seconds']:.1f} s, peak RSS {bare['rss_mb']:,.0f} MB")
         ingest = _measure(_INGEST, str(path), str(data_dir))
-        print(f"ingest to committed rows: {ingest['seconds']:.1f} s, peak RSS {ingest['rss_mb']:,.0f} MB, "
-              f"{ingest['readings']:,} readings applied")
+        print(f"ingest to committed rows: {ingest['seconds']:.1f} s, {ingest['readings']:,} readings applied; peak RSS "
+              f"{ingest['rss_mb']:,.0f} MB (ingest process), {ingest['worker_rss_mb']:,.0f} MB (largest parse "
+              f"worker; {os.cpu_count()} workers run at once)")
         print(f"ingest throughput: {ingest['readings'] / ingest['seconds']:,.0f} readings/s, "
               f"{size_mb / ingest['seconds']:.1f} MB/s")
         if bare is not None:

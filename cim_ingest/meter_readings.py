@@ -378,10 +378,9 @@ def _typed_frame(columns: _Columns, is_interval: bool) -> pl.DataFrame:
     parsed = raw.with_columns(
         pl.col("timestamp_text").str.strip_chars(),
         value_text.replace("", None).alias("value_text"),
-    ).with_columns(
-        pl.col("timestamp_text")
-        .str.to_datetime(TIMESTAMP_FORMAT, time_unit="us", time_zone=UTC, strict=False)
-        .alias(time_column),
+    )
+    parsed = parsed.with_columns(
+        _parse_timestamps(parsed["timestamp_text"]).alias(time_column),
         pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
     )
     _raise_for_bad_timestamps(parsed, time_column)
@@ -405,6 +404,16 @@ def _typed_frame(columns: _Columns, is_interval: bool) -> pl.DataFrame:
         .alias("quality"),
     )
     return result.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def _parse_timestamps(texts: pl.Series) -> pl.Series:
+    """UTC instants of ISO 8601 texts (null where invalid). Each distinct text is parsed once: a message for many
+    usage points repeats the same few timestamps."""
+    distinct = texts.unique()
+    if len(distinct) * 4 > len(texts):
+        return texts.str.to_datetime(TIMESTAMP_FORMAT, time_unit="us", time_zone=UTC, strict=False)
+    instants = distinct.str.to_datetime(TIMESTAMP_FORMAT, time_unit="us", time_zone=UTC, strict=False)
+    return texts.replace_strict(distinct, instants, return_dtype=pl.Datetime("us", UTC))
 
 
 def _raise_for_bad_timestamps(parsed: pl.DataFrame, time_column: str) -> None:

@@ -6,19 +6,15 @@ handled the same way whichever door it came through. Per file:
 1. detect the format from the root element: an IEC 61968-100 envelope (`ResponseMessage`, `EventMessage`, ...)
    or a bare IEC 61968-9 `MeterReadings` document is CIM; an Atom `feed` (or a bare ESPI `entry`) is Green
    Button;
-2. parse it, streamed: a CIM message is read and loaded in chunks of whole MeterReadings (`CHUNK_ROWS`
-   readings), so memory stays flat whatever the file size; any hostile or broken input raises a `CimError` with a
-   specific, operator-readable reason;
-3. load intervals and registers (newest message wins, see warehouse.loads) and rebuild the daily/monthly rollups
-   of the touched local days, all in ONE warehouse transaction: a file is applied entirely or not at all.
-   Readings for a usage point the warehouse does not know make the whole file fail (they would otherwise be
-   silently dropped). Chunks are loaded on a second thread while the next one is parsed, so parsing and DuckDB
-   each use a core. Large CIM files (over `AMI_INGEST_LARGE_FILE_MB`, default 64 MB) are different, because
-   DuckDB keeps a transaction's uncommitted rows of an indexed table in memory (~1 KB per reading): such a file
-   is first parsed once without writing anything (every content error and unknown usage point is found there),
-   then loaded with a commit after each chunk, so memory stays flat. Only an infrastructure failure during that
-   second pass (disk full, process killed) can leave it partly applied; the reason file then says how much, and
-   ingesting it again is safe (the same readings again change nothing);
+2. parse it: a CIM message in pieces of whole MeterReadings, on every core
+   (`cim_ingest.parallel_meter_readings`); any hostile or broken input raises a `CimError` with a specific,
+   operator-readable reason;
+3. spool the parsed batches to Parquet files (so memory stays flat whatever the file size; batches are spooled
+   on a second thread while the next piece is parsed), then merge them into
+   the reading tables (newest message wins, see warehouse.loads) and rebuild the daily/monthly rollups of the
+   touched local days, all in ONE warehouse transaction: a file is applied entirely or not at all. Readings for
+   a usage point the warehouse does not know make the whole file fail (they would otherwise be silently
+   dropped);
 4. move the file to `data_dir/processed/` or to `data_dir/quarantine/` next to a `<name>.reason.txt` that says
    what failed. One bad file never stops the others.
 
@@ -42,7 +38,8 @@ import polars as pl
 
 from cim_ingest.errors import CimError, MalformedXml, UnexpectedMessage, UnknownUsagePoints
 from cim_ingest.greenbutton import parse_green_button
-from cim_ingest.meter_readings import iter_meter_readings_chunks
+from cim_ingest import parallel_meter_readings
+from cim_ingest.parallel_meter_readings import iter_meter_readings_batches
 from cim_ingest.xml_safety import root_element_name
 from warehouse import loads, rollups
 from warehouse.db import connect
@@ -51,23 +48,15 @@ log = logging.getLogger(__name__)
 
 PROCESSED = "processed"
 QUARANTINE = "quarantine"
+SPOOL = "spool"  # parsed batches of the file being ingested, as Parquet, until they are merged
 REASON_SUFFIX = ".reason.txt"
 PROCESSED_STATUS, QUARANTINED_STATUS = "processed", "quarantined"
 
 CIM_ROOTS = frozenset({"RequestMessage", "ResponseMessage", "EventMessage", "FaultMessage", "MeterReadings"})
 GREEN_BUTTON_ROOTS = frozenset({"feed", "entry"})
-CHUNK_ROWS = 100_000  # readings parsed and loaded per step (whole MeterReadings), bounding memory
-# CIM files above this size are validated in a first parse-only pass, then loaded in committed chunks (see doc).
-LARGE_FILE_BYTES = int(float(os.environ.get("AMI_INGEST_LARGE_FILE_MB", "64")) * 1_000_000)
-
-
-class PartiallyApplied(Exception):
-    """A large file failed while loading, after its validation pass, with some chunks already committed."""
-
-    def __init__(self, error: BaseException, readings: int):
-        self.error = error
-        self.readings = readings
-        super().__init__(str(error))
+# DuckDB caches blocks up to its memory limit (by default most of the machine); an ingest needs little.
+INGEST_MEMORY_LIMIT = os.environ.get("AMI_INGEST_MEMORY_LIMIT", "256MB")
+PIECE_BYTES = parallel_meter_readings.PIECE_BYTES  # XML bytes parsed, and spooled, per batch
 
 
 @dataclass(frozen=True)
@@ -82,8 +71,8 @@ class FileOutcome:
 
 
 class _Enlisted:
-    """A connection seen through a file's outer transaction: the loads and rollups it is handed run their
-    statements inside that transaction instead of opening (and committing) their own."""
+    """A connection seen through the merge's transaction: the rollups it is handed run their statements inside
+    that transaction instead of opening (and committing) their own."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self._con = con
@@ -115,11 +104,11 @@ def detect_format(path: Path) -> str:
 
 
 def _batches(path: Path, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, dt.datetime | None]]:
-    """(intervals, registers, message timestamp) batches of one file. CIM is streamed in chunks of whole
+    """(intervals, registers, message timestamp) batches of one file. CIM comes in pieces of whole
     MeterReadings so memory stays flat whatever the file size; a Green Button feed comes as one batch."""
     if kind == "cim":
         header = None
-        for chunk in iter_meter_readings_chunks(path, CHUNK_ROWS):
+        for chunk in iter_meter_readings_batches(path, PIECE_BYTES):
             header = chunk.header
             yield chunk.intervals, chunk.registers, header.timestamp
         if header is not None and header.errors:
@@ -132,24 +121,17 @@ def _batches(path: Path, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame
     yield feed.intervals, feed.registers, feed.published
 
 
-class _Loader:
-    """Loads batches into the warehouse on a thread of its own while the caller parses the next chunk: lxml
-    parsing holds the GIL, DuckDB releases it while it executes, so the two overlap on two cores. The queue is
-    bounded, so at most a few chunks are in memory. The connection is used by this thread only until `finish`."""
+class _Spooler:
+    """Spools batches on a thread of its own while the caller parses the next piece (the Parquet writer releases
+    the GIL). The queue is bounded, so at most a few batches are in memory."""
 
     _DONE = object()
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, commit_each_chunk: bool = False):
-        self.con = con
-        self.commit_each_chunk = commit_each_chunk
-        self.enlisted = _Enlisted(con)
-        self.applied = 0
-        self.skipped = 0
-        self.days: set[dt.date] = set()
-        self.unknown: set[str] = set()
+    def __init__(self, spool: loads.SpooledReadings):
+        self.spool = spool
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="file-ingest-loader", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="file-ingest-spooler", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -157,30 +139,14 @@ class _Loader:
             item = self._queue.get()
             if item is self._DONE:
                 return
-            if self.error is not None or self.unknown:
-                continue  # drain without loading: the file is failing anyway
+            if self.error is not None:
+                continue  # drain without spooling: the file is failing anyway
+            intervals, registers, message_at = item
             try:
-                self._load(*item)
-                if self.commit_each_chunk and not self.unknown:
-                    self.con.commit()
-                    self.con.begin()
+                self.spool.append("intervals", intervals, message_at)
+                self.spool.append("registers", registers, message_at)
             except BaseException as error:  # handed to the parsing thread
                 self.error = error
-
-    def _load(self, intervals: pl.DataFrame, registers: pl.DataFrame, message_at: dt.datetime | None) -> None:
-        for frame, load in ((intervals, loads.upsert_interval_readings), (registers, loads.upsert_register_reads)):
-            if frame.height == 0:
-                continue
-            result = load(self.enlisted, frame, message_at=message_at)  # type: ignore[arg-type]
-            self.applied += result.inserted + result.updated
-            self.unknown.update(result.unknown_usage_points)
-            self.skipped += result.skipped_rows
-            if load is loads.upsert_interval_readings:
-                self.days.update(result.changed_local_dates)
-
-    @property
-    def failing(self) -> bool:
-        return self.error is not None or bool(self.unknown)
 
     def put(self, batch: tuple) -> None:
         self._queue.put(batch)
@@ -188,27 +154,6 @@ class _Loader:
     def finish(self) -> None:
         self._queue.put(self._DONE)
         self._thread.join()
-
-
-def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Parse-only pass over a large CIM file: every content error, and readings for unknown usage points, are
-    found before anything is written. Memory stays flat (chunks are dropped as they come)."""
-    usage_points: dict[str, int] = {}
-    for chunk in iter_meter_readings_chunks(path, CHUNK_ROWS):
-        for frame in (chunk.intervals, chunk.registers):
-            for mrid, count in frame.group_by("usage_point_mrid").len().iter_rows():
-                usage_points[mrid] = usage_points.get(mrid, 0) + count
-    if not usage_points:
-        return
-    known = {
-        row[0]
-        for row in con.execute(
-            "SELECT usage_point_mrid FROM supplies WHERE list_contains(?, usage_point_mrid)", [list(usage_points)]
-        ).fetchall()
-    }
-    unknown = sorted(set(usage_points) - known)
-    if unknown:
-        raise UnknownUsagePoints(unknown, sum(usage_points[mrid] for mrid in unknown))
 
 
 def _rebuild_rollups(enlisted: _Enlisted, days: set[dt.date]) -> list[dt.date]:
@@ -219,45 +164,35 @@ def _rebuild_rollups(enlisted: _Enlisted, days: set[dt.date]) -> list[dt.date]:
     return ordered
 
 
-def _salvage(con: duckdb.DuckDBPyConnection, loader: _Loader) -> None:
-    """After a failure with chunks already committed: drop the failed chunk, bring the rollups of the committed
-    days up to date, and leave a transaction open for the caller's rollback."""
+def _apply(con: duckdb.DuckDBPyConnection, path: Path, kind: str, spool_dir: Path) -> tuple[int, list[dt.date]]:
+    """Parse and spool every batch of one file, then merge it and rebuild its days in one transaction."""
+    spool = loads.SpooledReadings(con, spool_dir)
     try:
-        con.rollback()
+        spooler = _Spooler(spool)
+        try:
+            for batch in _batches(path, kind):
+                if spooler.error is not None:
+                    break  # the file is rejected anyway; do not parse the rest
+                spooler.put(batch)
+        finally:
+            spooler.finish()
+        if spooler.error is not None:
+            raise spooler.error
+        unknown, readings = spool.unknown_usage_points()
+        if unknown:
+            raise UnknownUsagePoints(unknown, readings)
         con.begin()
-        _rebuild_rollups(loader.enlisted, loader.days)
+        try:
+            results = spool.merge()
+            days = set(results["intervals"].changed_local_dates) if "intervals" in results else set()
+            ordered = _rebuild_rollups(_Enlisted(con), days)
+        except BaseException:
+            con.rollback()
+            raise
         con.commit()
-    except duckdb.Error:
-        log.exception("Could not rebuild the rollups after a partly applied file; rebuild them with a reload")
-    con.begin()
-
-
-def _apply(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, commit_each_chunk: bool = False
-) -> tuple[int, list[dt.date]]:
-    """Load every batch of one file and rebuild its days, inside the caller's transaction (which is committed
-    after each chunk when `commit_each_chunk`)."""
-    loader = _Loader(con, commit_each_chunk)
-    try:
-        for batch in _batches(path, kind):
-            if loader.failing:
-                break  # the file is rejected anyway; do not parse the rest
-            loader.put(batch)
-    except BaseException as error:
-        loader.finish()
-        if commit_each_chunk and loader.applied:
-            _salvage(con, loader)
-            raise PartiallyApplied(error, loader.applied) from error
-        raise
-    loader.finish()
-    if loader.error is not None:
-        if commit_each_chunk and loader.applied:
-            _salvage(con, loader)
-            raise PartiallyApplied(loader.error, loader.applied) from loader.error
-        raise loader.error
-    if loader.unknown:
-        raise UnknownUsagePoints(sorted(loader.unknown), loader.skipped)
-    return loader.applied, _rebuild_rollups(loader.enlisted, loader.days)
+    finally:
+        spool.close()
+    return sum(result.inserted + result.updated for result in results.values()), ordered
 
 
 def _free_name(directory: Path, name: str) -> Path:
@@ -289,19 +224,12 @@ def _move(path: Path, directory: Path) -> Path:
 def _quarantine(path: Path, data_dir: Path, reason: str) -> Path:
     target = _move(path, data_dir / QUARANTINE) if path.exists() else data_dir / QUARANTINE / path.name
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    applied = "" if "readings of it were applied" in reason else "Nothing of this file was loaded.\n"
-    text = f"{path.name} was quarantined at {stamp}.\nReason: {reason}\n{applied}"
+    text = f"{path.name} was quarantined at {stamp}.\nReason: {reason}\nNothing of this file was loaded.\n"
     (target.parent / (target.name + REASON_SUFFIX)).write_text(text, encoding="utf-8")
     return target
 
 
 def _reason_of(error: BaseException) -> str:
-    if isinstance(error, PartiallyApplied):
-        return (
-            f"{_reason_of(error.error)} This large file had passed its validation pass and was being loaded in "
-            f"committed chunks: {error.readings} readings of it were applied before the failure. Fix the cause "
-            "and ingest it again (the same readings again change nothing)."
-        )
     if isinstance(error, CimError):
         return f"{type(error).__name__}: {error}"
     if isinstance(error, OSError):
@@ -318,19 +246,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, data_dir: Path) -> F
         if path.stat().st_size == 0:
             raise MalformedXml("The file is empty (0 bytes); it may have been copied before it was complete.")
         kind = detect_format(path)
-        large = kind == "cim" and path.stat().st_size > LARGE_FILE_BYTES
-        if large:
-            _validate(con, path)
-        con.begin()
-        try:
-            applied, days = _apply(con, path, kind, commit_each_chunk=large)
-        except BaseException:
-            con.rollback()
-            raise
-        con.commit()
+        applied, days = _apply(con, path, kind, data_dir / SPOOL / path.name)
     except Exception as error:  # one bad file must never stop the others
         reason = _reason_of(error)
-        if not isinstance(error, (CimError, OSError, PartiallyApplied)):
+        if not isinstance(error, (CimError, OSError)):
             log.error("Ingesting %s failed unexpectedly:\n%s", path, traceback.format_exc())
         target = _quarantine(path, data_dir, reason)
         log.warning("Quarantined %s: %s", path.name, reason)
@@ -348,6 +267,7 @@ def ingest_files(paths: Sequence[Path], data_dir: Path) -> list[FileOutcome]:
     con = connect(data_dir / "warehouse.duckdb")
     try:
         con.execute("SET enable_progress_bar = false")  # DuckDB would draw bars on the CLI's stdout
+        con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
         return [ingest_file(con, Path(path), data_dir) for path in paths]
     finally:
         con.close()

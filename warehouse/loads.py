@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -320,22 +322,64 @@ class _Scratch:
         self.con.register(name, table)
         self.names.append(name)
 
+    def view(self, name: str, sql: str) -> None:
+        self.materialize(name, sql)
+
     def close(self) -> None:
         for name in dict.fromkeys(self.names):
             self.con.unregister(name)
         self.names.clear()
 
 
+class _TableScratch(_Scratch):
+    """The same in DuckDB: for one big merge (a whole spooled file), whose intermediate results must not sit in
+    Python memory. `materialize` makes a temporary table (DuckDB keeps it within its memory limit and spills the
+    rest to disk); `view` only names a query over data that is already stored (the spool's Parquet files)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        super().__init__(con)
+        self.kinds: dict[str, str] = {}
+
+    def _replace(self, name: str, kind: str, sql: str, params: list | None) -> None:
+        # Through a second name: the new content may be computed from the old one.
+        self.con.execute(f"CREATE OR REPLACE TEMP {kind} {name}__next AS {sql}", params)
+        self._drop(name)
+        self.con.execute(f"ALTER {kind} {name}__next RENAME TO {name}")
+        self.kinds[name] = kind
+
+    def materialize(self, name: str, sql: str, params: list | None = None) -> None:
+        self._replace(name, "TABLE", sql, params)
+
+    def view(self, name: str, sql: str) -> None:
+        self._replace(name, "VIEW", sql, None)
+
+    def _drop(self, name: str) -> None:
+        kind = self.kinds.pop(name, None)
+        if kind:
+            self.con.execute(f"DROP {kind} IF EXISTS {name}")
+
+    def close(self) -> None:
+        for name in list(self.kinds):
+            self._drop(name)
+
+
 def _merge_readings(
     con: duckdb.DuckDBPyConnection, spec: _TableSpec, stamp: dt.datetime, scratch: _Scratch
-) -> UpsertCounts:
+) -> tuple[UpsertCounts, str]:
     """Classify `_STAGE` readings against `spec.table` with newest-message-wins and write them (see module doc).
 
     Classes: `inserted` (new key), `unchanged` (same values), `updated` (differs, message not older: replaces the
     stored row, which moves to the versions table), `older` (differs, message older than the stored one: kept in
-    the versions table only, unless that exact version is already there). `older` rows count as unchanged."""
+    the versions table only, unless that exact version is already there). `older` rows count as unchanged.
+    Returns the counts and the relation (SQL) of the inserted and updated rows."""
     key_join = " AND ".join(f"s.{key} = t.{key}" for key in spec.keys)
     differs = " OR ".join(f"s.{column} IS DISTINCT FROM t.{column}" for column in spec.compared)
+    if not _overlaps(con, spec):  # nothing stored to compare with: every row is new (a first or a bulk load)
+        columns = ", ".join((*spec.columns, "source_message_at"))
+        inserted = con.execute(
+            f"INSERT INTO {spec.table} ({columns}, {spec.stamp}) SELECT {columns}, ? FROM {_STAGE}", [stamp]
+        ).fetchall()[0][0]
+        return UpsertCounts(inserted=inserted), _STAGE
     scratch.materialize(
         f"{_STAGE}_classified",
         f"""
@@ -400,7 +444,23 @@ def _merge_readings(
         inserted=counts.get("inserted", 0),
         updated=counts.get("updated", 0),
         unchanged=counts.get("unchanged", 0) + counts.get("older", 0),
-    )
+    ), f"{_STAGE}_classified WHERE change IN ('inserted', 'updated')"
+
+
+def _overlaps(con: duckdb.DuckDBPyConnection, spec: _TableSpec) -> bool:
+    """Whether `spec.table` holds any row of the staged supplies within the staged time range (the range is
+    bound as constants so DuckDB can skip whole row groups by their min/max)."""
+    time_key = spec.keys[-1]
+    first, last = con.execute(f"SELECT min({time_key}), max({time_key}) FROM {_STAGE}").fetchall()[0]
+    if first is None:
+        return False
+    return bool(con.execute(
+        f"""
+        SELECT EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{time_key} BETWEEN ? AND ?
+                       AND t.supply_id IN (SELECT DISTINCT supply_id FROM {_STAGE}))
+        """,
+        [first, last],
+    ).fetchall()[0][0])
 
 
 def _upsert_readings(
@@ -408,60 +468,81 @@ def _upsert_readings(
     df: pl.DataFrame,
     spec: _TableSpec,
     reading_select: str,
-    local_date_sql: str,
+    local_instant_sql: str,
     message_at: dt.datetime | None,
 ) -> LoadResult:
-    stamp = _now_utc()
+    df = df.with_columns(pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at"))
+    with _registered(con, _INCOMING, df), _transaction(con):
+        return _upsert_readings_from(con, _INCOMING, spec, reading_select, local_instant_sql, _Scratch(con))
+
+
+def _checked_message_at(message_at: dt.datetime | None) -> dt.datetime | None:
     if message_at is not None and (message_at.tzinfo is None or message_at.utcoffset() is None):
         raise ValueError(f"message_at {message_at.isoformat()} must be an aware datetime")
-    df = df.with_columns(pl.lit(message_at, dtype=pl.Datetime("us", "UTC")).alias("_message_at"))
-    scratch = _Scratch(con)
-    with _registered(con, _INCOMING, df), _transaction(con):
-        try:
-            unknown = con.execute(
-                f"""
-                SELECT f.usage_point_mrid, count(*) FROM {_INCOMING} f
-                ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
-                GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
-                """
-            ).fetchall()
+    return message_at
+
+
+def _upsert_readings_from(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    spec: _TableSpec,
+    reading_select: str,
+    local_instant_sql: str,
+    scratch: _Scratch,
+    keys_unique: bool = False,
+) -> LoadResult:
+    """Merge the readings of relation `source` (a frame's columns plus `_message_at` and `_row`) into
+    `spec.table`, inside the caller's transaction. `keys_unique` says the caller knows no key repeats in
+    `source` (the check is then skipped)."""
+    stamp = _now_utc()
+    try:
+        unknown = con.execute(
+            f"""
+            SELECT f.usage_point_mrid, count(*) FROM {source} f
+            ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+            GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
+            """
+        ).fetchall()
+        scratch.view(
+            _STAGE,
+            f"""
+            SELECT s.supply_id, CAST(f.usage_point_mrid AS VARCHAR) AS usage_point_mrid,
+                   CAST(f.flow AS VARCHAR) AS flow, CAST(f.reading_type AS VARCHAR) AS reading_type,
+                   {reading_select},
+                   CAST(f.kwh AS DECIMAL(18, 6)) AS kwh, CAST(f.quality AS VARCHAR) AS quality,
+                   CAST(f.quality_codes AS VARCHAR) AS quality_codes,
+                   CAST(f.source_message_id AS VARCHAR) AS source_message_id,
+                   CAST(f._message_at AS TIMESTAMPTZ) AS source_message_at, f._row
+            FROM {source} f JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+            """,
+        )
+        keys = ", ".join(spec.keys)
+        duplicated = not keys_unique and con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {_STAGE} GROUP BY {keys} HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        if duplicated:  # the same key twice in one batch: the last row wins (the sort only when needed)
             scratch.materialize(
                 _STAGE,
                 f"""
-                SELECT s.supply_id, CAST(f.usage_point_mrid AS VARCHAR) AS usage_point_mrid,
-                       CAST(f.flow AS VARCHAR) AS flow, CAST(f.reading_type AS VARCHAR) AS reading_type,
-                       {reading_select},
-                       CAST(f.kwh AS DECIMAL(18, 6)) AS kwh, CAST(f.quality AS VARCHAR) AS quality,
-                       CAST(f.quality_codes AS VARCHAR) AS quality_codes,
-                       CAST(f.source_message_id AS VARCHAR) AS source_message_id,
-                       CAST(f._message_at AS TIMESTAMPTZ) AS source_message_at, f._row
-                FROM {_INCOMING} f JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+                SELECT * FROM {_STAGE}
+                QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _row DESC) = 1
                 """,
             )
-            keys = ", ".join(spec.keys)
-            duplicated = con.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {_STAGE} GROUP BY {keys} HAVING count(*) > 1)"
-            ).fetchall()[0][0]
-            if duplicated:  # the same key twice in one batch: the last row wins (the sort only when needed)
-                scratch.materialize(
-                    _STAGE,
-                    f"""
-                    SELECT * FROM {_STAGE}
-                    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _row DESC) = 1
-                    """,
-                )
-            counts = _merge_readings(con, spec, stamp, scratch)
-            changed_dates = [
-                row[0]
-                for row in con.execute(
-                    f"""
-                    SELECT DISTINCT {local_date_sql} AS local_date FROM {_STAGE}_classified
-                    WHERE change IN ('inserted', 'updated') ORDER BY local_date
-                    """
-                ).fetchall()
-            ]
-        finally:
-            scratch.close()
+        counts, changed = _merge_readings(con, spec, stamp, scratch)
+        # Time zone conversions are slow: convert each distinct instant once.
+        changed_dates = [
+            row[0]
+            for row in con.execute(
+                f"""
+                SELECT DISTINCT CAST(timezone('America/Santiago', date_trunc('hour', {local_instant_sql})) AS DATE)
+                    AS local_date
+                FROM (SELECT DISTINCT {", ".join(spec.keys[2:])} FROM {changed})
+                ORDER BY local_date
+                """
+            ).fetchall()
+        ]
+    finally:
+        scratch.close()
     return LoadResult(
         inserted=counts.inserted,
         updated=counts.updated,
@@ -472,22 +553,26 @@ def _upsert_readings(
     )
 
 
+_INTERVAL_SELECT = (
+    "CAST(f.interval_end AS TIMESTAMPTZ) AS interval_end, CAST(f.interval_seconds AS INTEGER) AS interval_seconds"
+)
+# The instant whose local date a reading belongs to: an interval belongs to the day of its START.
+_INTERVAL_LOCAL_DATE = "interval_end - to_seconds(interval_seconds)"
+_REGISTER_SELECT = "CAST(f.read_at AS TIMESTAMPTZ) AS read_at"
+_REGISTER_LOCAL_DATE = "read_at"
+_READINGS = {
+    "intervals": (_INTERVALS, _INTERVAL_FRAME_COLUMNS, _INTERVAL_SELECT, _INTERVAL_LOCAL_DATE),
+    "registers": (_REGISTERS, _REGISTER_FRAME_COLUMNS, _REGISTER_SELECT, _REGISTER_LOCAL_DATE),
+}
+
+
 def upsert_interval_readings(
     con: duckdb.DuckDBPyConnection, df: pl.DataFrame, message_at: dt.datetime | None = None
 ) -> LoadResult:
     """Load a cim_ingest intervals frame whose source message is timestamped `message_at` (its Header/Timestamp;
     None when unknown); rows of usage points absent from `supplies` are skipped and reported."""
     _require_columns(df, _INTERVAL_FRAME_COLUMNS, "intervals")
-    return _upsert_readings(
-        con,
-        df,
-        _INTERVALS,
-        "CAST(f.interval_end AS TIMESTAMPTZ) AS interval_end, "
-        "CAST(f.interval_seconds AS INTEGER) AS interval_seconds",
-        # The day an interval belongs to is the local date of its START.
-        "CAST(timezone('America/Santiago', interval_end - to_seconds(interval_seconds)) AS DATE)",
-        message_at,
-    )
+    return _upsert_readings(con, df, _INTERVALS, _INTERVAL_SELECT, _INTERVAL_LOCAL_DATE, message_at)
 
 
 def upsert_register_reads(
@@ -496,11 +581,83 @@ def upsert_register_reads(
     """Load a cim_ingest registers frame (see `upsert_interval_readings` for `message_at`); rows of usage points
     absent from `supplies` are skipped and reported."""
     _require_columns(df, _REGISTER_FRAME_COLUMNS, "registers")
-    return _upsert_readings(
-        con,
-        df,
-        _REGISTERS,
-        "CAST(f.read_at AS TIMESTAMPTZ) AS read_at",
-        "CAST(timezone('America/Santiago', read_at) AS DATE)",
-        message_at,
-    )
+    return _upsert_readings(con, df, _REGISTERS, _REGISTER_SELECT, _REGISTER_LOCAL_DATE, message_at)
+
+
+class SpooledReadings:
+    """The readings of one file, spooled batch by batch to Parquet files in `directory` (fast to write, nothing
+    held in memory: DuckDB would keep a transaction's uncommitted appends in memory), then merged into
+    `interval_readings` / `register_reads` by `merge` inside ONE transaction of the caller: a file is applied
+    entirely or not at all. `close` deletes the spool; a crashed ingest's leftovers are deleted by the next."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, directory: Path):
+        self.con = con
+        self.directory = Path(directory)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True)
+        self.rows = dict.fromkeys(_READINGS, 0)
+        self.files: dict[str, list[Path]] = {kind: [] for kind in _READINGS}
+        self.channels: dict[str, set[tuple]] = {kind: set() for kind in _READINGS}
+        self.may_repeat = dict.fromkeys(_READINGS, False)
+
+    def append(self, kind: str, df: pl.DataFrame, message_at: dt.datetime | None) -> None:
+        """Spool one batch; `kind` is intervals or registers."""
+        _spec, columns, _select, _local_date = _READINGS[kind]
+        _require_columns(df, columns, kind)
+        if df.height == 0:
+            return
+        df = self._unique_keys(kind, df)
+        path = self.directory / f"{kind}-{len(self.files[kind]):06d}.parquet"
+        df.select(columns).with_columns(
+            pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at")
+        ).with_row_index("_row", offset=self.rows[kind]).write_parquet(path, compression="lz4", statistics=False)
+        self.files[kind].append(path)
+        self.rows[kind] += df.height
+
+    def _unique_keys(self, kind: str, df: pl.DataFrame) -> pl.DataFrame:
+        """The batch with each key once (its last row wins, as in a frame load); and a note when a later batch
+        has the same usage point and channel as an earlier one, so that the merge must look for repeats."""
+        channel = ["usage_point_mrid", "flow", *(["interval_seconds"] if kind == "intervals" else [])]
+        keys = [*channel, "interval_end" if kind == "intervals" else "read_at"]
+        if df.select(pl.struct(keys).is_duplicated().any()).item():
+            df = df.unique(subset=keys, keep="last", maintain_order=True)
+        channels = set(df.select(channel).unique().iter_rows())
+        if not self.channels[kind].isdisjoint(channels):
+            self.may_repeat[kind] = True
+        self.channels[kind] |= channels
+        return df
+
+    def _relation(self, kind: str) -> str:
+        # read_parquet takes literal paths; ours are built from the data directory and counters.
+        listed = ", ".join("'" + str(path.resolve()).replace("'", "''") + "'" for path in self.files[kind])
+        return f"read_parquet([{listed}])"
+
+    def unknown_usage_points(self) -> tuple[list[str], int]:
+        """Usage points of the spooled readings that no supply has, and how many readings name them."""
+        spooled = [self._relation(kind) for kind, rows in self.rows.items() if rows]
+        if not spooled:
+            return [], 0
+        union = " UNION ALL ".join(f"SELECT usage_point_mrid FROM {relation}" for relation in spooled)
+        unknown = self.con.execute(
+            f"""
+            SELECT f.usage_point_mrid, count(*) FROM ({union}) f
+            ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+            GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
+            """
+        ).fetchall()
+        return [row[0] for row in unknown], sum(row[1] for row in unknown)
+
+    def merge(self) -> dict[str, LoadResult]:
+        """Merge everything spooled (newest message wins, as the frame loads), inside the caller's transaction."""
+        results = {}
+        for kind, rows in self.rows.items():
+            if rows:
+                spec, _columns, select, local_date = _READINGS[kind]
+                results[kind] = _upsert_readings_from(
+                    self.con, self._relation(kind), spec, select, local_date, _TableScratch(self.con),
+                    keys_unique=not self.may_repeat[kind],
+                )
+        return results
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)

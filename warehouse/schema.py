@@ -408,6 +408,48 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+# Version 4 drops the declared PRIMARY KEY of interval_readings. The key (supply_id, flow, interval_seconds,
+# interval_end) stays unique because every write goes through warehouse.loads, which classifies each staged row
+# against the table before inserting it; the blocking `no_overlapping_intervals` asset check verifies it (a repeated key is an overlap). DuckDB's key
+# index tripled the cost of a bulk load and held every uncommitted row of a transaction in memory, so a large
+# file could not be loaded in one transaction with flat memory.
+_INTERVAL_READINGS_V4 = """
+CREATE TABLE interval_readings_v4 (
+    supply_id VARCHAR NOT NULL,
+    usage_point_mrid VARCHAR NOT NULL,
+    flow VARCHAR NOT NULL,
+    reading_type VARCHAR NOT NULL,
+    interval_end TIMESTAMPTZ NOT NULL,
+    interval_seconds INTEGER NOT NULL,
+    kwh DECIMAL(18, 6),
+    quality VARCHAR NOT NULL,
+    quality_codes VARCHAR,
+    source_message_id VARCHAR,
+    loaded_at TIMESTAMPTZ NOT NULL,
+    source_message_at TIMESTAMPTZ
+)"""
+
+MIGRATIONS = (
+    *MIGRATIONS,
+    Migration(
+        version=4,
+        description="interval_readings without a declared key index (the loads keep the key unique).",
+        statements=(
+            _INTERVAL_READINGS_V4,
+            "INSERT INTO interval_readings_v4 SELECT * FROM interval_readings ORDER BY interval_end, supply_id",
+            "DROP TABLE interval_readings",
+            "ALTER TABLE interval_readings_v4 RENAME TO interval_readings",
+            *_comment_statements({
+                "interval_readings": (
+                    _COMMENTS_V1["interval_readings"][0]
+                    + " Key: supply_id, flow, interval_seconds, interval_end (unique, kept by the loads).",
+                    {**_COMMENTS_V1["interval_readings"][1], **_COMMENTS_V2["interval_readings"][1]},
+                ),
+            }),
+        ),
+    ),
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

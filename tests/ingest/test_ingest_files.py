@@ -195,7 +195,7 @@ def test_gas_green_button_feed_is_quarantined_naming_the_unit(data_dir, tmp_path
 def test_a_bad_value_in_a_later_chunk_rolls_back_the_chunks_already_loaded(data_dir, tmp_path, monkeypatch):
     from pipelines import file_ingest
 
-    monkeypatch.setattr(file_ingest, "CHUNK_ROWS", 8)  # one MeterReading per chunk
+    monkeypatch.setattr(file_ingest, "PIECE_BYTES", 64)  # one MeterReading per piece
     path = message(tmp_path / "three.xml", [reading(UP1, [100] * 8), reading(UP2, [100] * 8),
                                             reading(UP1, [200] * 8)], dt.datetime(2026, 3, 2, tzinfo=UTC), "m3")
     text = path.read_text()
@@ -207,10 +207,10 @@ def test_a_bad_value_in_a_later_chunk_rolls_back_the_chunks_already_loaded(data_
     assert query(data_dir, "SELECT count(*) FROM daily_consumption") == [(0,)]
 
 
-def test_chunked_ingest_of_many_meter_readings_loads_them_all(data_dir, tmp_path, monkeypatch):
+def test_ingest_in_pieces_of_many_meter_readings_loads_them_all(data_dir, tmp_path, monkeypatch):
     from pipelines import file_ingest
 
-    monkeypatch.setattr(file_ingest, "CHUNK_ROWS", 8)
+    monkeypatch.setattr(file_ingest, "PIECE_BYTES", 64)
     path = message(tmp_path / "many.xml", [reading(UP1, [100] * 8), reading(UP2, [300] * 8)],
                    dt.datetime(2026, 3, 2, tzinfo=UTC), "m-many")
     [outcome] = ingest_files([path], data_dir)
@@ -231,26 +231,28 @@ def test_partial_reply_is_loaded_and_its_errors_are_logged(data_dir, tmp_path, c
 
 
 @pytest.fixture
-def large_file_mode(monkeypatch):
-    """Every CIM file counts as large: validation pass, then one committed chunk per MeterReading."""
+def worker_pieces(monkeypatch):
+    """Every CIM file is parsed by worker processes, one MeterReading per piece, one staged batch per piece."""
+    from cim_ingest import parallel_meter_readings
     from pipelines import file_ingest
 
-    monkeypatch.setattr(file_ingest, "LARGE_FILE_BYTES", 0)
-    monkeypatch.setattr(file_ingest, "CHUNK_ROWS", 8)
+    monkeypatch.setattr(file_ingest, "PIECE_BYTES", 64)
+    monkeypatch.setattr(parallel_meter_readings, "PARALLEL_MIN_BYTES", 0)
 
 
-def test_large_file_is_loaded_in_committed_chunks(data_dir, tmp_path, large_file_mode):
+def test_file_parsed_by_worker_processes_in_pieces_is_loaded_whole(data_dir, tmp_path, worker_pieces):
     path = message(tmp_path / "big.xml", [reading(UP1, [100] * 8), reading(UP2, [300] * 8)],
                    dt.datetime(2026, 3, 2, tzinfo=UTC), "m-big")
     [outcome] = ingest_files([path], data_dir)
     assert outcome.status == "processed" and outcome.readings == 16
     assert outcome.changed_local_dates == [dt.date(2026, 3, 1)]
     assert day_kwh(data_dir, "30000001") == Decimal("0.8") and day_kwh(data_dir, "30000002") == Decimal("2.4")
+    assert not any((data_dir / "spool").iterdir())
 
 
 @pytest.mark.parametrize("problem", ["bad_value_in_last_chunk", "unknown_usage_point_in_last_chunk"])
-def test_large_file_with_a_late_problem_is_rejected_by_the_validation_pass_before_any_write(
-        data_dir, tmp_path, large_file_mode, problem):
+def test_a_late_problem_in_a_file_in_pieces_rejects_it_before_any_write(
+        data_dir, tmp_path, worker_pieces, problem):
     stranger = "99999999-9999-4999-8999-999999999999"
     last = reading(stranger if problem.startswith("unknown") else UP1, [200] * 8)
     path = message(tmp_path / "late.xml", [reading(UP1, [100] * 8), reading(UP2, [100] * 8), last],
@@ -264,3 +266,4 @@ def test_large_file_with_a_late_problem_is_rejected_by_the_validation_pass_befor
     assert ("UnknownUsagePoints" if problem.startswith("unknown") else "InvalidValue") in outcome.reason
     assert query(data_dir, "SELECT count(*) FROM interval_readings") == [(0,)]
     assert "Nothing of this file was loaded." in (data_dir / "quarantine" / "late.xml.reason.txt").read_text()
+    assert not any((data_dir / "spool").iterdir())

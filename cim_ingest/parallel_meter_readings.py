@@ -1,0 +1,371 @@
+"""Parse a large MeterReadings message on every core, in pieces of whole MeterReading elements.
+
+`iter_meter_readings_chunks` (meter_readings.py) is the reference parser: exact, streamed, one element at a
+time in Python. This module gives the same batches faster for the files that make up the bulk of the volume:
+
+1. The file is read once, sequentially, and cut, at `</MeterReading>` end tags, into a head (prolog, envelope Header and
+   Reply, up to the MeterReadings start tag), pieces of about `piece_bytes` of MeterReading elements, and a tail.
+   Cutting at raw end tags is only done when the body holds no comment, CDATA section, processing instruction
+   or DOCTYPE (`<!` or `<?` after the XML declaration) and the encoding is UTF-8: then every such byte string
+   is a real end tag.
+2. The head and tail, joined, form a small document read by the reference parser: envelope, Reply/Result,
+   noun, verb and namespaces are checked exactly as for the whole file (FAILED and Fault raise here).
+3. Each piece is wrapped in an element that redeclares the namespaces in scope at the cut and parsed with the
+   same safe lxml settings. Regular interval blocks (every IntervalReadings is exactly a timeStamp and a value
+   with text) are read with a few compiled XPath expressions per block, in C; anything else in the piece
+   (qualities, missing values, registers) goes through the reference per-element code. Element counts are
+   compared so that no reading can hide where the reference parser would have seen (and refused) it.
+4. Pieces are parsed in worker processes (`workers`, default: one per core) while the caller loads the
+   previous batch; results come back in document order.
+
+Any piece the fast path cannot read exactly, or that holds an error, is parsed again by the reference parser
+as `head + piece + tail`, so errors and their messages are the reference parser's. When the cut itself turns
+out wrong (a piece is not well-formed on its own), the whole file is handed to the reference parser; batches
+already yielded are then yielded again, which is harmless to an idempotent load in the same transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import polars as pl
+from lxml import etree
+
+from cim_ingest.errors import MalformedXml
+from cim_ingest.meter_readings import (
+    INTERVAL_SCHEMA,
+    REGISTER_SCHEMA,
+    MeterReadingsBatch,
+    _Columns,
+    _finish,
+    _mrid_of,
+    _read_point,
+    _typed_frame,
+    iter_meter_readings_chunks,
+    parse_meter_readings,
+)
+from cim_ingest.reading_types import energy_reading_type
+from cim_ingest.xml_safety import _SAFE_OPTIONS
+
+PIECE_BYTES = 8 * 1024 * 1024
+LOOKAHEAD_BYTES = 256 * 1024  # read past a piece's nominal end to find the next end tag without a second read
+# Below this size a file is parsed in this process (starting workers would cost more than it saves).
+PARALLEL_MIN_BYTES = 3 * PIECE_BYTES
+WORKERS = int(os.environ.get("AMI_INGEST_WORKERS", "0")) or (os.cpu_count() or 1)
+
+_FIRST_METER_READING = re.compile(rb"<([A-Za-z_][\w.\-]*:)?MeterReading[\s/>]")
+_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[^?]*\?>")
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
+_RECORD_NAMES = ("IntervalReadings", "IntervalBlocks", "Readings", "MeterReading")
+
+
+class _NotExact(Exception):
+    """The fast path cannot read this piece exactly; the reference parser must."""
+
+
+class _Layout:
+    """Where the pieces of a message are, and what a piece needs to be parsed on its own."""
+
+    def __init__(self, head: bytes, tail: bytes, namespaces: dict[str | None, str], body: tuple[int, int],
+                 close_tag: bytes):
+        self.head, self.tail, self.namespaces = head, tail, namespaces
+        self.body_start, self.body_end = body
+        self.close_tag = close_tag
+
+    def wrapper(self) -> tuple[bytes, bytes]:
+        declarations = b"".join(
+            b' xmlns%s="%s"' % ((b":" + prefix.encode()) if prefix else b"", _attribute(uri))
+            for prefix, uri in self.namespaces.items()
+        )
+        return b"<pieces" + declarations + b">", b"</pieces>"
+
+
+def _attribute(uri: str) -> bytes:
+    return uri.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").encode()
+
+
+EDGE_BYTES = 4 * 1024 * 1024  # the first MeterReading and the last end tag must lie this close to the file's ends
+
+
+def _unusual(data: bytes, start: int = 0) -> bool:
+    """Comments, CDATA, DOCTYPE or processing instructions: raw end tags may then hide inside them. (`!` and `?`
+    are rare in meter data, so looking for them first is a fast memchr; `<` is everywhere.)"""
+    return (data.find(b"!", start) != -1 and data.find(b"<!", start) != -1) or (
+        data.find(b"?", start) != -1 and data.find(b"<?", start) != -1)
+
+
+def _layout(handle: BinaryIO, size: int) -> _Layout | None:
+    """How to cut the file, or None when it cannot be cut safely (then the reference parser reads it whole)."""
+    first_bytes = handle.read(min(size, EDGE_BYTES))
+    declaration = _DECLARATION.match(first_bytes)
+    start = declaration.end() if declaration else (3 if first_bytes[:3] == b"\xef\xbb\xbf" else 0)
+    if declaration:
+        encoding = _ENCODING.search(declaration.group(0))
+        if encoding and encoding.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+            return None
+    if first_bytes[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    first = _FIRST_METER_READING.search(first_bytes, start)
+    if first is None or _unusual(first_bytes[: first.start()], start):
+        return None
+    prefix = first.group(1) or b""
+    close_tag = b"</" + prefix + b"MeterReading>"
+    last_bytes_at = max(first.start(), size - EDGE_BYTES)
+    handle.seek(last_bytes_at)
+    last_bytes = handle.read()
+    last_close = last_bytes.rfind(close_tag)
+    if last_close == -1:
+        return None
+    body_end = last_bytes_at + last_close + len(close_tag)
+    head, tail = first_bytes[: first.start()], last_bytes[last_close + len(close_tag):]
+    namespaces = _namespaces_at_end_of(head)
+    if namespaces is None or _unusual(tail):
+        return None
+    return _Layout(head, tail, namespaces, (first.start(), body_end), close_tag)
+
+
+def _namespaces_at_end_of(head: bytes) -> dict[str | None, str] | None:
+    """Namespaces in scope inside the element left open at the end of `head`, when that is a MeterReadings."""
+    parser = etree.XMLPullParser(events=("start", "end"), remove_pis=True, remove_comments=True, **_SAFE_OPTIONS)
+    try:
+        parser.feed(head)
+        open_elements: list[etree._Element] = []
+        for event, element in parser.read_events():
+            if event == "start":
+                open_elements.append(element)
+            else:
+                open_elements.pop()
+    except etree.XMLSyntaxError:
+        return None
+    if not open_elements or etree.QName(open_elements[-1]).localname != "MeterReadings":
+        return None
+    return dict(open_elements[-1].nsmap)
+
+
+def _pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int) -> Iterator[bytes]:
+    """The body, cut after the first end tag past every `piece_bytes`. A piece holding a comment, CDATA, DOCTYPE
+    or processing instruction raises `_Reference`: the cut may then have been made inside one."""
+    tag = layout.close_tag
+    position = layout.body_start
+    while position < layout.body_end:
+        handle.seek(position)
+        want = min(piece_bytes + LOOKAHEAD_BYTES, layout.body_end - position)
+        block = handle.read(want)
+        cut = block.find(tag, max(0, piece_bytes - len(tag)))
+        while cut == -1 and position + len(block) < layout.body_end:  # one MeterReading longer than the lookahead
+            more = handle.read(min(piece_bytes, layout.body_end - position - len(block)))
+            block += more
+            cut = block.find(tag, max(0, piece_bytes - len(tag)))
+        piece = block if cut == -1 else block[: cut + len(tag)]
+        if _unusual(piece):
+            raise _Reference
+        yield piece
+        position += len(piece)
+
+
+class _PieceReader:
+    """Compiled expressions for one MeterReadings namespace (built once per worker and namespace)."""
+
+    _cache: dict[str, "_PieceReader"] = {}
+
+    def __init__(self, namespace: str):
+        ns = {"m": namespace}
+        self.tag = {name: f"{{{namespace}}}{name}" for name in
+                    ("MeterReading", "IntervalBlocks", "IntervalReadings", "Readings", "ReadingType", "UsagePoint",
+                     "Meter")}
+
+        def xpath(expression: str) -> etree.XPath:
+            return etree.XPath(expression, namespaces=ns, smart_strings=False)
+
+        self.readings = xpath("count(m:IntervalReadings)")
+        self.block_children = xpath("count(*)")
+        self.reading_children = xpath("count(m:IntervalReadings/*)")
+        self.timestamps = xpath("count(m:IntervalReadings/m:timeStamp)")
+        self.values = xpath("count(m:IntervalReadings/m:value)")
+        self.reading_child_nodes = xpath("count(m:IntervalReadings/*/node())")
+        self.texts = xpath("m:IntervalReadings/*/text()")
+        names = " or ".join(f"local-name()='{name}'" for name in _RECORD_NAMES)
+        self.records_below = etree.XPath(f"count(.//*[{names}])", smart_strings=False)
+
+    @classmethod
+    def of(cls, namespace: str) -> "_PieceReader":
+        reader = cls._cache.get(namespace)
+        if reader is None:
+            reader = cls._cache[namespace] = cls(namespace)
+        return reader
+
+    def read(self, root: etree._Element) -> tuple[_Columns, _Columns]:
+        intervals, registers = _Columns(), _Columns()
+        for meter_reading in root:
+            if meter_reading.tag != self.tag["MeterReading"]:
+                raise _NotExact
+            interval_mark, register_mark = len(intervals), len(registers)
+            usage_point = meter = None
+            for child in meter_reading:
+                tag = child.tag
+                if tag == self.tag["IntervalBlocks"]:
+                    self._read_block(child, intervals)
+                    continue
+                if tag == self.tag["Readings"]:
+                    if self.records_below(child):
+                        raise _NotExact
+                    code = _read_point(child, registers)
+                    if not code:
+                        raise _NotExact
+                    registers.reading_type.append(code.strip())
+                    continue
+                if not isinstance(tag, str) or self.records_below(child):
+                    raise _NotExact
+                if tag == self.tag["UsagePoint"]:
+                    usage_point = _mrid_of(child)
+                elif tag == self.tag["Meter"]:
+                    meter = _mrid_of(child)
+                elif etree.QName(tag).localname in ("UsagePoint", "Meter", *_RECORD_NAMES):
+                    raise _NotExact
+            added_intervals, added_registers = len(intervals) - interval_mark, len(registers) - register_mark
+            if usage_point is None and (added_intervals or added_registers):
+                raise _NotExact
+            for columns, added in ((intervals, added_intervals), (registers, added_registers)):
+                columns.usage_point.extend([usage_point] * added)
+                columns.meter.extend([meter] * added)
+        return intervals, registers
+
+    def _read_block(self, block: etree._Element, columns: _Columns) -> None:
+        reading_type_element = next(block.iterchildren(self.tag["ReadingType"], reversed=True), None)
+        code = reading_type_element.get("ref") if reading_type_element is not None else None
+        if not code or len(reading_type_element):
+            raise _NotExact
+        reading_type = energy_reading_type(code.strip())
+        if not reading_type.is_interval:
+            raise _NotExact
+        readings = int(self.readings(block))
+        texts = self.texts(block)
+        regular = (
+            int(self.block_children(block)) == readings + 1
+            and len(texts) == 2 * readings
+            and int(self.reading_children(block)) == 2 * readings
+            and int(self.timestamps(block)) == readings
+            and int(self.values(block)) == readings
+            and int(self.reading_child_nodes(block)) == 2 * readings
+        )
+        if regular:
+            # Each IntervalReadings is a timeStamp and a value, one text each; the order within a reading is
+            # checked afterwards by the types (a timestamp never parses as a number, nor a number as a time).
+            columns.timestamp.extend(texts[0::2])
+            columns.value.extend(texts[1::2])
+            columns.codes.extend([""] * readings)
+        else:
+            if self.records_below(block) != readings:
+                raise _NotExact
+            for reading in block.iterchildren(self.tag["IntervalReadings"]):
+                _read_point(reading, columns)
+        columns.reading_type.extend([reading_type.code] * readings)
+
+
+def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Typed interval and register frames of one piece, or None when the reference parser must read it."""
+    try:
+        root = etree.fromstring(wrapper[0] + piece + wrapper[1], etree.XMLParser(**_SAFE_OPTIONS))
+        intervals, registers = _PieceReader.of(namespace).read(root)
+        del root
+        interval_frame = _typed_frame(intervals, is_interval=True) if len(intervals) else None
+        register_frame = _typed_frame(registers, is_interval=False) if len(registers) else None
+    except Exception:  # any doubt: the reference parser decides, with its own error message
+        return None
+    empty_intervals = pl.DataFrame(schema={k: v for k, v in INTERVAL_SCHEMA.items() if k != "source_message_id"})
+    empty_registers = pl.DataFrame(schema={k: v for k, v in REGISTER_SCHEMA.items() if k != "source_message_id"})
+    return (interval_frame if interval_frame is not None else empty_intervals,
+            register_frame if register_frame is not None else empty_registers)
+
+
+class _Reference(Exception):
+    """The cut was wrong: read the whole file with the reference parser."""
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes, started by spawn (not fork: the caller may hold DuckDB and other threads). Each worker
+    gets a single Polars thread: the workers already use every core."""
+    previous = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"  # workers are spawned on demand, inheriting the environment
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            yield pool
+    finally:
+        if previous is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = previous
+
+
+def iter_meter_readings_batches(path: Path, piece_bytes: int = PIECE_BYTES,
+                                workers: int | None = None) -> Iterator[MeterReadingsBatch]:
+    """The batches of `iter_meter_readings_chunks(path)` (same rows, same errors, same final header on the
+    last batch), parsed in pieces on `workers` processes; one batch per piece."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        yield from iter_meter_readings_chunks(path)
+        return
+    with open(path, "rb") as handle:
+        layout = _layout(handle, size)
+        if layout is None:
+            yield from iter_meter_readings_chunks(path)
+            return
+        envelope = parse_meter_readings(layout.head + layout.tail)  # raises for a bad envelope, FAILED, Fault
+        header = envelope.header
+        message_id = header.message_id or ""
+        try:
+            for intervals, registers in _parsed_pieces(handle, layout, piece_bytes, workers, size):
+                yield MeterReadingsBatch(header=header, intervals=_finish([intervals], INTERVAL_SCHEMA, message_id),
+                                         registers=_finish([registers], REGISTER_SCHEMA, message_id))
+        except _Reference:
+            yield from iter_meter_readings_chunks(path)
+            return
+        yield envelope  # readings outside the pieces (normally none) and the final header
+
+
+def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers: int | None,
+                   size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    wrapper = layout.wrapper()
+    namespace = layout.namespaces.get(_prefix_of(layout), "")
+    workers = workers or WORKERS
+    pieces = _pieces(handle, layout, piece_bytes)
+    if workers <= 1 or size < PARALLEL_MIN_BYTES:
+        for piece in pieces:
+            yield _exactly(piece, _parse_piece(piece, wrapper, namespace), layout)
+        return
+    with _pool(workers) as pool:
+        pending: list[tuple[bytes, Future]] = []
+        for piece in pieces:
+            pending.append((piece, pool.submit(_parse_piece, piece, wrapper, namespace)))
+            if len(pending) > workers:
+                done_piece, future = pending.pop(0)
+                yield _exactly(done_piece, future.result(), layout)
+        for done_piece, future in pending:
+            yield _exactly(done_piece, future.result(), layout)
+
+
+def _prefix_of(layout: _Layout) -> str | None:
+    prefix = layout.close_tag[2:-len(b"MeterReading>")].rstrip(b":").decode()
+    return prefix or None
+
+
+def _exactly(piece: bytes, parsed: tuple[pl.DataFrame, pl.DataFrame] | None,
+             layout: _Layout) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`parsed`, or the reference parser's reading of the piece (which raises the reference error)."""
+    if parsed is not None:
+        return parsed
+    try:
+        batch = parse_meter_readings(layout.head + piece + layout.tail)
+    except MalformedXml as error:
+        raise _Reference from error
+    columns = [name for name in INTERVAL_SCHEMA if name != "source_message_id"]
+    register_columns = [name for name in REGISTER_SCHEMA if name != "source_message_id"]
+    return batch.intervals.select(columns), batch.registers.select(register_columns)

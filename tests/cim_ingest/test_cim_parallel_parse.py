@@ -1,0 +1,156 @@
+"""The parallel, piece-wise MeterReadings parser gives exactly the reference parser's batches and errors.
+
+Messages are written as files (by cim_ingest.writer, or edited by hand for the odd cases) and read both ways:
+`iter_meter_readings_chunks` (the reference) and `iter_meter_readings_batches` (pieces, in this process and on
+worker processes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cim_ingest import parallel_meter_readings as parallel
+from cim_ingest.errors import CimError
+from cim_ingest.meter_readings import iter_meter_readings_chunks
+from cim_ingest.writer import IntervalBlockOut, MeterReadingOut, ReplyHeader, iter_meter_readings_response, to_bytes
+
+from test_cim_properties import meter_readings
+
+UTC = dt.timezone.utc
+DELIVERED_15 = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
+HEADER = ReplyHeader(noun="MeterReadings", correlation_id="c", source="T", message_id="m-1",
+                     timestamp=dt.datetime(2026, 5, 1, tzinfo=UTC))
+
+
+def regular_reading(index: int, days: int = 1) -> MeterReadingOut:
+    start = dt.datetime(2026, 4, 4, 3, tzinfo=UTC)  # the 25-hour day of 5 April 2026 is in range
+    ends = [start + dt.timedelta(minutes=15 * (i + 1)) for i in range(96 * days)]
+    return MeterReadingOut(f"up-{index:04d}", f"meter-{index:04d}",
+                           [IntervalBlockOut(DELIVERED_15, ends, values_wh=[(index * 7 + i) % 900 for i in
+                                                                            range(len(ends))])])
+
+
+def write(path: Path, readings: list[MeterReadingOut]) -> Path:
+    path.write_bytes(to_bytes(iter_meter_readings_response(HEADER, readings)))
+    return path
+
+
+def both(path: Path, piece_bytes: int = 64, workers: int = 1):
+    reference = list(iter_meter_readings_chunks(path))
+    pieces = list(parallel.iter_meter_readings_batches(path, piece_bytes=piece_bytes, workers=workers))
+    return reference, pieces
+
+
+def combined(batches, what: str) -> pl.DataFrame:
+    frames = [getattr(batch, what) for batch in batches]
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def assert_same(reference, pieces) -> None:
+    for what in ("intervals", "registers"):
+        assert combined(pieces, what).equals(combined(reference, what)), what
+    assert pieces[-1].header == reference[-1].header
+
+
+def test_regular_blocks_are_read_by_the_fast_path_and_match(tmp_path):
+    path = write(tmp_path / "regular.xml", [regular_reading(i, days=2) for i in range(5)])
+    with open(path, "rb") as handle:
+        layout = parallel._layout(handle, path.stat().st_size)
+        assert layout is not None
+        pieces = list(parallel._pieces(handle, layout, 64))
+    assert len(pieces) == 5  # one MeterReading per piece
+    namespace = layout.namespaces[None]
+    parsed = [parallel._parse_piece(piece, layout.wrapper(), namespace) for piece in pieces]
+    assert all(result is not None for result in parsed)  # no piece needed the reference parser
+    reference, batches = both(path)
+    assert_same(reference, batches)
+    assert combined(batches, "intervals").height == 5 * 192
+
+
+def test_worker_processes_give_the_same_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    path = write(tmp_path / "workers.xml", [regular_reading(i) for i in range(6)])
+    reference, pieces = both(path, workers=2)
+    assert_same(reference, pieces)
+    assert len(pieces) == 7  # six pieces and the closing batch with the final header
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(meter_readings(), min_size=1, max_size=4), st.sampled_from([64, 2_000, 1 << 20]))
+def test_any_message_gives_the_reference_batches(tmp_path, readings, piece_bytes):
+    """Qualities, missing values, registers, several reading types, Wh and kWh: whatever the pieces hold."""
+    path = write(tmp_path / "any.xml", [reading for reading, _, _ in readings])
+    reference, pieces = both(path, piece_bytes=piece_bytes)
+    assert_same(reference, pieces)
+
+
+def edited(path: Path, old: str, new: str, count: int = 1) -> Path:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        # a comment whose text looks like an end tag: the file cannot be cut safely, the reference reads it whole
+        ("</MeterReading>", "<!-- </MeterReading> --></MeterReading>"),
+        # a pretty-printed reading, a CDATA value, a reading with a quality
+        ("<IntervalReadings><timeStamp>", "<IntervalReadings>\n  <timeStamp>"),
+        ("<value>0.001</value>", "<value><![CDATA[0.001]]></value>"),
+        ("</value></IntervalReadings>", "</value><ReadingQualities><ReadingQualityType ref=\"3.8.0\"/>"
+                                        "</ReadingQualities></IntervalReadings>"),
+        # a value before its timestamp, a reading with no value, an element we do not know
+        ("<IntervalReadings><timeStamp>2026-04-04T00:15:00-03:00</timeStamp><value>0.007</value>",
+         "<IntervalReadings><value>0.007</value><timeStamp>2026-04-04T00:15:00-03:00</timeStamp>"),
+        ("<value>0.008</value>", ""),
+        ("<Meter>", "<Extra><Note>x</Note></Extra><Meter>"),
+        # an element between MeterReadings
+        ("</MeterReading><MeterReading>", "</MeterReading><Stray/><MeterReading>"),
+    ],
+)
+def test_unusual_but_valid_shapes_match_the_reference(tmp_path, old, new):
+    path = edited(write(tmp_path / "odd.xml", [regular_reading(i) for i in range(3)]), old, new)
+    reference, pieces = both(path)
+    assert_same(reference, pieces)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("<value>0.012</value>", "<value>doce</value>"),
+        ("<timeStamp>2026-04-04T01:00:00-03:00</timeStamp>", "<timeStamp>2026-04-04T01:00:00</timeStamp>"),
+        ("<ReadingType ref=\"" + DELIVERED_15, "<ReadingType ref=\"0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.38.0"),
+        ("<UsagePoint><mRID>up-0002</mRID></UsagePoint>", ""),
+        ("</IntervalBlocks>", "<IntervalReadings><timeStamp>x</timeStamp></IntervalReadings></IntervalBlocks>"),
+        ("<Meter><mRID>meter-0001</mRID>", "<Meter><IntervalReadings/><mRID>meter-0001</mRID>"),
+        ("<Result>OK</Result>", "<Result>FAILED</Result>"),
+        ("</MeterReadings>", "</MeterReading></MeterReadings>"),
+        ("<MeterReading>", "<!DOCTYPE x [<!ENTITY a \"b\">]><MeterReading>"),
+    ],
+)
+def test_errors_are_the_reference_errors(tmp_path, old, new):
+    path = edited(write(tmp_path / "bad.xml", [regular_reading(i) for i in range(3)]), old, new)
+    with pytest.raises(CimError) as expected:
+        list(iter_meter_readings_chunks(path))
+    with pytest.raises(CimError) as got:
+        list(parallel.iter_meter_readings_batches(path, piece_bytes=64, workers=1))
+    assert type(got.value) is type(expected.value)
+    assert str(got.value) == str(expected.value)
+
+
+def test_a_file_not_in_utf8_is_read_whole_by_the_reference(tmp_path):
+    path = write(tmp_path / "latin1.xml", [regular_reading(i) for i in range(2)])
+    text = path.read_text(encoding="utf-8").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    text = text.replace("meter-0001", "medidor-año")
+    path.write_bytes(text.encode("iso-8859-1"))
+    reference, pieces = both(path)
+    assert_same(reference, pieces)
+    assert "medidor-año" in combined(pieces, "intervals")["meter_mrid"].to_list()
