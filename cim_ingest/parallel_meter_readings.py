@@ -184,7 +184,6 @@ class _PieceReader:
             return etree.XPath(expression, namespaces=ns, smart_strings=False)
 
         self.readings = xpath("count(m:IntervalReadings)")
-        self.block_children = xpath("count(*)")
         self.reading_children = xpath("count(m:IntervalReadings/*)")
         self.timestamps = xpath("count(m:IntervalReadings/m:timeStamp)")
         self.values = xpath("count(m:IntervalReadings/m:value)")
@@ -247,7 +246,7 @@ class _PieceReader:
         readings = int(self.readings(block))
         texts = self.texts(block)
         regular = (
-            int(self.block_children(block)) == readings + 1
+            len(block) == readings + 1  # the readings and their ReadingType, nothing else
             and len(texts) == 2 * readings
             and int(self.reading_children(block)) == 2 * readings
             and int(self.timestamps(block)) == readings
@@ -271,7 +270,10 @@ class _PieceReader:
 def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """Typed interval and register frames of one piece, or None when the reference parser must read it."""
     try:
-        root = etree.fromstring(wrapper[0] + piece + wrapper[1], etree.XMLParser(**_SAFE_OPTIONS))
+        parser = etree.XMLParser(**_SAFE_OPTIONS)
+        for part in (wrapper[0], piece, wrapper[1]):  # fed in turn: no copy of the piece
+            parser.feed(part)
+        root = parser.close()
         intervals, registers = _PieceReader.of(namespace).read(root)
         del root
         interval_frame = _typed_frame(intervals, is_interval=True) if len(intervals) else None
