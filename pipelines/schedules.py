@@ -1,6 +1,10 @@
-"""The pull of recent meter data: every `AMI_PULL_CRON` (default every 15 minutes, America/Santiago), one run
-over today's partition and the `AMI_LOOKBACK_DAYS` (default 2) days before it, so late and corrected readings
-are picked up without manual work. The run rebuilds the rollups, runs the checks and publishes."""
+"""Schedules (America/Santiago).
+
+- The pull of recent meter data: every `AMI_PULL_CRON` (default every 15 minutes), one run over today's partition
+  and the `AMI_LOOKBACK_DAYS` (default 2) days before it, so late and corrected readings are picked up without
+  manual work. The run rebuilds the rollups, runs the checks and publishes.
+- The refresh of reference data: every `AMI_REFERENCE_CRON` (default hourly at minute 5), customers, supplies,
+  tariffs and bills, then a publish."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import datetime as dt
 import dagster as dg
 
 from pipelines import settings
-from pipelines.jobs import partition_range_tags, recent_meter_data_job
+from pipelines.jobs import partition_range_tags, recent_meter_data_job, reference_data_job
 from pipelines.partitions import daily_partitions
 from pipelines.settings import SANTIAGO
 
@@ -41,4 +45,17 @@ def recent_meter_data_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunR
     return dg.RunRequest(
         run_key=f"recent:{scheduled.isoformat()}",
         tags={**partition_range_tags(first_day, last_day), "ami/trigger": "schedule"},
+    )
+
+
+@dg.schedule(
+    cron_schedule=settings.reference_cron(),
+    job=reference_data_job,
+    execution_timezone=SANTIAGO,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refresh customers, supplies, tariffs and bills from the backends, then publish.",
+)
+def reference_data_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"reference:{context.scheduled_execution_time.isoformat()}", tags={"ami/trigger": "schedule"}
     )

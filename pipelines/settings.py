@@ -44,6 +44,12 @@ def pull_cron() -> str:
     return os.environ.get("AMI_PULL_CRON", "*/15 * * * *")
 
 
+def reference_cron() -> str:
+    """Cron (America/Santiago) of the refresh of customers, supplies, tariffs and bills: `AMI_REFERENCE_CRON`,
+    default every hour at minute 5."""
+    return os.environ.get("AMI_REFERENCE_CRON", "5 * * * *")
+
+
 def lookback_days() -> int:
     """Days before today re-pulled by every scheduled run, for late and corrected data: `AMI_LOOKBACK_DAYS`,
     default 2."""
