@@ -90,3 +90,13 @@ def partition_range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str
         "dagster/asset_partition_range_start": first_day.isoformat(),
         "dagster/asset_partition_range_end": last_day.isoformat(),
     }
+
+
+# Reference data changes rarely but must reach the portal without anyone materializing it by hand: a new customer
+# or supply, a new bill, a new tariff. One run refreshes all of it and publishes.
+REFERENCE_SELECTION = ["customers", "supplies", "tariffs", "bills", "read_model"]
+reference_data_job = dg.define_asset_job(
+    "reference_data_job",
+    selection=REFERENCE_SELECTION,
+    description="Refresh customers, supplies, tariffs and bills from the backends, then publish.",
+)
