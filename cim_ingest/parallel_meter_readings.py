@@ -26,6 +26,7 @@ already yielded are then yielded again, which is harmless to an idempotent load 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -306,19 +307,20 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
             os.environ["POLARS_MAX_THREADS"] = previous
 
 
-def iter_meter_readings_batches(path: Path, piece_bytes: int = PIECE_BYTES,
+def iter_meter_readings_batches(source: Path | str | bytes, piece_bytes: int = PIECE_BYTES,
                                 workers: int | None = None) -> Iterator[MeterReadingsBatch]:
-    """The batches of `iter_meter_readings_chunks(path)` (same rows, same errors, same final header on the
-    last batch), parsed in pieces on `workers` processes; one batch per piece."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
-        yield from iter_meter_readings_chunks(path)
-        return
-    with open(path, "rb") as handle:
-        layout = _layout(handle, size)
+    """The batches of `iter_meter_readings_chunks(source)` (same rows, same errors, same final header on the
+    last batch), parsed in pieces on `workers` processes; one batch per piece. `source` is a file path or the
+    message's bytes."""
+    if isinstance(source, bytes | bytearray):
+        opened, size = io.BytesIO(source), len(source)
+    else:
+        source = Path(source)
+        opened, size = open(source, "rb"), source.stat().st_size
+    with opened as handle:
+        layout = _layout(handle, size) if size else None
         if layout is None:
-            yield from iter_meter_readings_chunks(path)
+            yield from iter_meter_readings_chunks(source)
             return
         envelope = parse_meter_readings(layout.head + layout.tail)  # raises for a bad envelope, FAILED, Fault
         header = envelope.header
@@ -328,7 +330,7 @@ def iter_meter_readings_batches(path: Path, piece_bytes: int = PIECE_BYTES,
                 yield MeterReadingsBatch(header=header, intervals=_finish([intervals], INTERVAL_SCHEMA, message_id),
                                          registers=_finish([registers], REGISTER_SCHEMA, message_id))
         except _Reference:
-            yield from iter_meter_readings_chunks(path)
+            yield from iter_meter_readings_chunks(source)
             return
         yield envelope  # readings outside the pieces (normally none) and the final header
 

@@ -72,6 +72,12 @@ def test_regular_blocks_are_read_by_the_fast_path_and_match(tmp_path):
     assert combined(batches, "intervals").height == 5 * 192
 
 
+def test_a_message_in_memory_gives_the_same_batches(tmp_path):
+    path = write(tmp_path / "bytes.xml", [regular_reading(i) for i in range(3)])
+    reference = list(iter_meter_readings_chunks(path))
+    assert_same(reference, list(parallel.iter_meter_readings_batches(path.read_bytes(), piece_bytes=64)))
+
+
 def test_worker_processes_give_the_same_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
     path = write(tmp_path / "workers.xml", [regular_reading(i) for i in range(6)])
