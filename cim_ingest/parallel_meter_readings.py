@@ -54,7 +54,7 @@ from cim_ingest.meter_readings import (
 from cim_ingest.reading_types import energy_reading_type
 from cim_ingest.xml_safety import _SAFE_OPTIONS
 
-PIECE_BYTES = 8 * 1024 * 1024
+PIECE_BYTES = 4 * 1024 * 1024
 LOOKAHEAD_BYTES = 256 * 1024  # read past a piece's nominal end to find the next end tag without a second read
 # Below this size a file is parsed in this process (starting workers would cost more than it saves).
 PARALLEL_MIN_BYTES = 3 * PIECE_BYTES
