@@ -12,6 +12,7 @@ import dataclasses
 from datetime import date
 
 from flask import abort, current_app, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from webapp.extensions import login_manager
@@ -23,7 +24,7 @@ GRANT_ENDPOINTS = {
     "api.bills": "bills",
     "api.bill": "bills",
 }
-GRANT_KINDS = {"consumption": "Consumo", "bills": "Boletas"}
+GRANT_KINDS = {"consumption": _l("Consumo"), "bills": _l("Boletas")}
 
 
 def read_model():

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import has_request_context
+from flask_babel import gettext as babel_gettext
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class DuplicateEmail(ValueError):
 
 
 class WeakPassword(ValueError):
-    """The password breaks the policy; `str(error)` is a Spanish sentence for the customer."""
+    """The password breaks the policy; `str(error)` is a sentence for the customer, in the page's language."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,13 @@ def valid_rut(rut: str) -> bool:
     return rut_check_digit(body) == check
 
 
+def gettext(message: str, **values) -> str:
+    """`message` (Spanish) in the current page's language while serving a request; Spanish elsewhere (CLI, tests)."""
+    if has_request_context():
+        return babel_gettext(message, **values)
+    return message % values if values else message
+
+
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
     """The 19,640 most common passwords (Royce Williams' list as shipped and kept by Django), lower-cased."""
@@ -201,17 +210,18 @@ def _fold(text: str) -> str:
 
 
 def password_problem(password: str, personal: tuple[str, ...] | list[str] = ()) -> str | None:
-    """A Spanish sentence saying why `password` is refused, or None. No composition rules (ASVS 6.2.5).
+    """A sentence (Spanish, or the page's language) saying why `password` is refused, or None. No composition
+    rules (ASVS 6.2.5).
 
     `personal` holds the customer's RUT, e-mail and name: a password containing the RUT body, the e-mail's local
     part or a name word (4+ characters), once folded, is refused.
     """
     if len(password) < PASSWORD_MIN_LENGTH:
-        return f"La contraseña debe tener al menos {PASSWORD_MIN_LENGTH} caracteres."
+        return gettext("La contraseña debe tener al menos %(count)s caracteres.", count=PASSWORD_MIN_LENGTH)
     if len(password) > PASSWORD_MAX_LENGTH:
-        return f"La contraseña puede tener hasta {PASSWORD_MAX_LENGTH} caracteres."
+        return gettext("La contraseña puede tener hasta %(count)s caracteres.", count=PASSWORD_MAX_LENGTH)
     if password.strip().lower() in common_passwords() or _fold(password) in common_passwords():
-        return "Esa contraseña es demasiado común. Elige otra."
+        return gettext("Esa contraseña es demasiado común. Elige otra.")
     folded = _fold(password)
     fragments = set()
     for value in personal:
@@ -226,7 +236,7 @@ def password_problem(password: str, personal: tuple[str, ...] | list[str] = ()) 
             fragments.add(_fold(value))
         fragments.update(_fold(word) for word in re.split(r"[\s._\-+]+", value))
     if any(len(fragment) >= 4 and fragment in folded for fragment in fragments):
-        return "La contraseña no puede contener tu RUT, tu correo ni tu nombre."
+        return gettext("La contraseña no puede contener tu RUT, tu correo ni tu nombre.")
     return None
 
 

@@ -24,6 +24,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp import mail, security
@@ -32,15 +34,17 @@ from webapp.extensions import login_manager
 
 bp = Blueprint("auth", __name__)
 
-LOGIN_FAILED = "Correo o contraseña incorrectos."
-THROTTLED = "Demasiados intentos fallidos. Espera unos minutos antes de volver a intentarlo."
-MFA_FAILED = "El código no es válido."
-REGISTRATION_SENT = (
+LOGIN_FAILED = _l("Correo o contraseña incorrectos.")
+THROTTLED = _l("Demasiados intentos fallidos. Espera unos minutos antes de volver a intentarlo.")
+MFA_FAILED = _l("El código no es válido.")
+REGISTRATION_SENT = _l(
     "Si los datos corresponden a un suministro, enviamos un correo con un enlace para completar el registro. "
     "Revisa tu bandeja de entrada."
 )
-RESET_SENT = "Si existe una cuenta con ese correo, enviamos un enlace para restablecer la contraseña."
-LINK_INVALID = "El enlace no es válido o ya expiró. Solicita uno nuevo."
+RESET_SENT = _l("Si existe una cuenta con ese correo, enviamos un enlace para restablecer la contraseña.")
+LINK_INVALID = _l("El enlace no es válido o ya expiró. Solicita uno nuevo.")
+LINK_INVALID_TITLE = _l("Enlace no válido")
+PASSWORDS_DIFFER = _l("Las contraseñas no coinciden.")
 MAX_FIELD_LENGTH = 1024
 MFA_PENDING_SECONDS = 300
 # pages a customer may still reach when configuration requires a second factor they have not set up yet
@@ -101,7 +105,7 @@ def load_user(user_id: str):
 def unauthorized():
     if request.blueprint == "api" or request.path.startswith("/api/"):
         return jsonify(error="Debes iniciar sesión.", field=None), 401
-    flash(login_manager.login_message, "info")
+    flash(gettext(login_manager.login_message), "info")  # its English text is in the catalog
     next_path = request.full_path if request.query_string else request.path
     return redirect(url_for("auth.login", next=next_path))
 
@@ -115,13 +119,21 @@ def require_second_factor():
         return None
     if request.path.startswith("/api/"):
         return jsonify(error="Debes activar la verificación en dos pasos.", field=None), 403
-    flash("Debes activar la verificación en dos pasos para continuar.", "info")
+    flash(gettext("Debes activar la verificación en dos pasos para continuar."), "info")
     return redirect(url_for("auth.mfa"))
+
+
+def clear_session() -> None:
+    """Empty the session, keeping only the language the customer chose (it says nothing about who they are)."""
+    language = session.get("lang")
+    session.clear()
+    if language is not None:
+        session["lang"] = language
 
 
 def complete_login(user, next_path: str):
     """A fresh session (new cookie content, new server-side id) for a fully authenticated user."""
-    session.clear()  # nothing from before authentication survives (session fixation)
+    clear_session()  # nothing from before authentication survives (session fixation), but the language
     login_user(user)
     security.begin_session(user.id)
     security.accounts().clear_failures(security.account_key(user.email))
@@ -153,7 +165,7 @@ def login():
             return render_template("login.html", error=THROTTLED, email=email, next_path=next_path), 429
         user = accounts().authenticate(email, password) if email and password else None
         if user is not None and user.mfa_enabled:
-            session.clear()
+            clear_session()
             session["mfa_user_id"] = user.id
             session["mfa_started"] = int(time.time())
             session["mfa_next"] = next_path
@@ -193,8 +205,8 @@ def login_mfa():
     user_id = session.get("mfa_user_id")
     started = session.get("mfa_started", 0)
     if not user_id or time.time() - started > MFA_PENDING_SECONDS:
-        session.clear()
-        flash("Vuelve a ingresar tu correo y contraseña.", "info")
+        clear_session()
+        flash(gettext("Vuelve a ingresar tu correo y contraseña."), "info")
         return redirect(url_for("auth.login"))
     user = accounts().get_user(user_id)
     if user is None:
@@ -222,8 +234,8 @@ def logout():
     security.end_current_session()
     security.audit("logout", current_user.id)
     logout_user()
-    session.clear()
-    flash("Cerraste tu sesión.", "info")
+    clear_session()
+    flash(gettext("Cerraste tu sesión."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -269,13 +281,13 @@ def register():
         email = normalise_email(values["email"])
         # shape checks only: they say nothing about which customers exist
         if not (client_number.isdigit() and len(client_number) == 8):
-            errors["client_number"] = "El número de cliente tiene 8 dígitos."
+            errors["client_number"] = gettext("El número de cliente tiene 8 dígitos.")
         if not valid_rut(values["rut"]):
-            errors["rut"] = "El RUT no es válido (revisa el dígito verificador)."
+            errors["rut"] = gettext("El RUT no es válido (revisa el dígito verificador).")
         if bill_total is None:
-            errors["bill_total"] = "Escribe el total a pagar de tu última boleta, en pesos."
+            errors["bill_total"] = gettext("Escribe el total a pagar de tu última boleta, en pesos.")
         if "@" not in email or len(email) > 254:
-            errors["email"] = "Escribe un correo electrónico válido."
+            errors["email"] = gettext("Escribe un correo electrónico válido.")
         if not errors:
             if not security.count_form_submission("register"):
                 return render_template("register.html", errors={}, values=values, throttled=THROTTLED), 429
@@ -284,7 +296,7 @@ def register():
                 send_registration_mail(customer, email)
             else:
                 security.audit("register.proof_failed", client_number=client_number)
-            return render_template("message.html", title="Revisa tu correo", message=REGISTRATION_SENT)
+            return render_template("message.html", title=gettext("Revisa tu correo"), message=REGISTRATION_SENT)
     return render_template("register.html", errors=errors, values=values, throttled=None)
 
 
@@ -312,13 +324,13 @@ def send_registration_mail(customer: dict, email: str) -> None:
 def verify_email(token: str):
     pending = accounts().peek_token("verify_email", token)
     if pending is None:
-        return render_template("message.html", title="Enlace no válido", message=LINK_INVALID), 404
+        return render_template("message.html", title=LINK_INVALID_TITLE, message=LINK_INVALID), 404
     email, customer_id = pending["payload"]["email"], pending["payload"]["customer_id"]
     error = None
     if request.method == "POST":
         password = form_value("password")
         if password != form_value("password_confirm"):
-            error = "Las contraseñas no coinciden."
+            error = PASSWORDS_DIFFER
         else:
             try:
                 password_hash = accounts().hash_password(password, personal_data(customer_id, email))
@@ -326,15 +338,15 @@ def verify_email(token: str):
                 error = str(problem)
             else:
                 if accounts().consume_token("verify_email", token) is None:
-                    return render_template("message.html", title="Enlace no válido", message=LINK_INVALID), 404
+                    return render_template("message.html", title=LINK_INVALID_TITLE, message=LINK_INVALID), 404
                 try:
                     user = accounts().create_user(email, None, customer_id, password_hash=password_hash)
                 except DuplicateEmail:
-                    return render_template("message.html", title="Enlace no válido", message=LINK_INVALID), 404
+                    return render_template("message.html", title=LINK_INVALID_TITLE, message=LINK_INVALID), 404
                 security.audit("register.completed", user.id)
-                flash("Tu cuenta está lista. Ya puedes iniciar sesión.", "info")
+                flash(gettext("Tu cuenta está lista. Ya puedes iniciar sesión."), "info")
                 return redirect(url_for("auth.login"))
-    return render_template("set_password.html", title="Elige tu contraseña", email=email, error=error)
+    return render_template("set_password.html", title=gettext("Elige tu contraseña"), email=email, error=error)
 
 
 # -- password reset and change -------------------------------------------------------------------------------------
@@ -356,7 +368,7 @@ def forgot_password():
                       f"Abre este enlace (vale {minutes} minutos y se usa una sola vez):\n\n{link}\n\n"
                       "Si no fuiste tú, ignora este mensaje: tu contraseña no cambia.\n")
             security.audit("password.reset_requested", user.id)
-        return render_template("message.html", title="Revisa tu correo", message=RESET_SENT)
+        return render_template("message.html", title=gettext("Revisa tu correo"), message=RESET_SENT)
     return render_template("forgot.html", throttled=None)
 
 
@@ -365,12 +377,12 @@ def reset_password(token: str):
     pending = accounts().peek_token("reset_password", token)
     user = accounts().get_user(pending["user_id"]) if pending else None
     if user is None:
-        return render_template("message.html", title="Enlace no válido", message=LINK_INVALID), 404
+        return render_template("message.html", title=LINK_INVALID_TITLE, message=LINK_INVALID), 404
     error = None
     if request.method == "POST":
         password = form_value("password")
         if password != form_value("password_confirm"):
-            error = "Las contraseñas no coinciden."
+            error = PASSWORDS_DIFFER
         else:
             try:
                 personal = personal_data(user.customer_id, user.email)
@@ -379,15 +391,16 @@ def reset_password(token: str):
                 error = str(problem)
             else:
                 if accounts().consume_token("reset_password", token) is None:
-                    return render_template("message.html", title="Enlace no válido", message=LINK_INVALID), 404
+                    return render_template("message.html", title=LINK_INVALID_TITLE, message=LINK_INVALID), 404
                 accounts().set_password(user.id, password, personal)
                 ended = accounts().end_all_sessions(user.id)
                 accounts().clear_failures(security.account_key(user.email))
                 security.audit("password.reset", user.id, sessions_ended=ended)
                 notify(user.email, "La contraseña de tu cuenta se restableció y cerramos todas tus sesiones.")
-                flash("Cambiaste tu contraseña. Inicia sesión con la nueva.", "info")
+                flash(gettext("Cambiaste tu contraseña. Inicia sesión con la nueva."), "info")
                 return redirect(url_for("auth.login"))
-    return render_template("set_password.html", title="Elige una nueva contraseña", email=user.email, error=error)
+    return render_template("set_password.html", title=gettext("Elige una nueva contraseña"), email=user.email,
+                           error=error)
 
 
 @bp.route("/account")
@@ -412,9 +425,9 @@ def change_password():
         if not accounts().check_password(current_user.id, form_value("current_password")):
             security.record_failure(account_key, "LOGIN_ACCOUNT_MAX_FAILURES")
             security.audit("password.change_failed", current_user.id)
-            error = "La contraseña actual no es correcta."
+            error = gettext("La contraseña actual no es correcta.")
         elif password != form_value("password_confirm"):
-            error = "Las contraseñas no coinciden."
+            error = PASSWORDS_DIFFER
         else:
             try:
                 accounts().set_password(current_user.id, password,
@@ -425,7 +438,7 @@ def change_password():
                 ended = accounts().end_all_sessions(current_user.id, except_token=session.get(security.SESSION_KEY))
                 security.audit("password.changed", current_user.id, other_sessions_ended=ended)
                 notify(current_user.email, "La contraseña de tu cuenta cambió.")
-                flash("Cambiaste tu contraseña. Cerramos tus otras sesiones.", "info")
+                flash(gettext("Cambiaste tu contraseña. Cerramos tus otras sesiones."), "info")
                 return redirect(url_for("auth.account"))
     return render_template("change_password.html", error=error)
 
@@ -449,7 +462,7 @@ def end_session(session_id: str):
     if not accounts().end_session_by_public_id(current_user.id, session_id):
         abort(404)
     security.audit("session.ended", current_user.id)
-    flash("Cerramos esa sesión.", "info")
+    flash(gettext("Cerramos esa sesión."), "info")
     return redirect(url_for("auth.sessions"))
 
 
@@ -495,9 +508,9 @@ def mfa_disable():
     ):
         security.audit("mfa.disable_failed", current_user.id)
         return render_template("mfa.html", setup_secret=None, setup_uri=None, codes=None,
-                               error="La contraseña o el código no son correctos."), 400
+                               error=gettext("La contraseña o el código no son correctos.")), 400
     accounts().disable_totp(current_user.id)
     security.audit("mfa.disabled", current_user.id)
     notify(current_user.email, "Desactivaste la verificación en dos pasos en tu cuenta.")
-    flash("Desactivaste la verificación en dos pasos.", "info")
+    flash(gettext("Desactivaste la verificación en dos pasos."), "info")
     return redirect(url_for("auth.account"))

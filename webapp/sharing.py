@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from readmodel.timeutil import add_months, local_today
@@ -23,11 +24,22 @@ MAX_MONTHS = 12
 GRANT_LIFETIME_SECONDS = 365 * 24 * 3600
 
 
+def N_(message: str) -> str:
+    """Marks a text for the catalog; it is translated where it is shown."""
+    return message
+
+
 class GrantError(ValueError):
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.message = message
+    """A refused grant: `message` in Spanish (the JSON API's language), `translated()` in the page's language."""
+
+    def __init__(self, message: str, field: str, **values):
+        self.message = message % values if values else message
+        super().__init__(self.message)
         self.field = field
+        self.template, self.values = message, values
+
+    def translated(self) -> str:
+        return gettext(self.template, **self.values)
 
 
 def own_supply_ids() -> list[str]:
@@ -38,24 +50,24 @@ def validate_grant(third_party: str, supply_ids: list[str], kinds: list[str], da
                    ) -> tuple[str, list[str], list[str], date, date]:
     third_party = (third_party or "").strip()
     if not 1 <= len(third_party) <= 100:
-        raise GrantError("Escribe el nombre del tercero (hasta 100 caracteres).", "third_party")
+        raise GrantError(N_("Escribe el nombre del tercero (hasta 100 caracteres)."), "third_party")
     owned = own_supply_ids()
     supply_ids = sorted(set(supply_ids or []))
     if not supply_ids:
-        raise GrantError("Elige al menos un suministro.", "supply_ids")
+        raise GrantError(N_("Elige al menos un suministro."), "supply_ids")
     if any(supply_id not in owned for supply_id in supply_ids):
         abort(404)  # someone else's supply: like one that does not exist
     kinds = sorted(set(kinds or []))
     if not kinds or any(kind not in GRANT_KINDS for kind in kinds):
-        raise GrantError("Elige qué datos compartir: consumo, boletas o ambos.", "kinds")
+        raise GrantError(N_("Elige qué datos compartir: consumo, boletas o ambos."), "kinds")
     try:
         first, last = date.fromisoformat(data_from or ""), date.fromisoformat(data_to or "")
     except ValueError:
-        raise GrantError("Las fechas deben tener el formato AAAA-MM-DD.", "from") from None
+        raise GrantError(N_("Las fechas deben tener el formato AAAA-MM-DD."), "from") from None
     if first >= last:
-        raise GrantError("La fecha de inicio debe ser anterior a la de término.", "from")
+        raise GrantError(N_("La fecha de inicio debe ser anterior a la de término."), "from")
     if last > add_months(first, MAX_MONTHS):
-        raise GrantError(f"El período compartido puede ser de hasta {MAX_MONTHS} meses.", "to")
+        raise GrantError(N_("El período compartido puede ser de hasta %(months)s meses."), "to", months=MAX_MONTHS)
     return third_party, supply_ids, kinds, first, last
 
 
@@ -103,7 +115,7 @@ def sharing():
         grant, token = create(form.get("third_party", "")[:200], form.getlist("supply_ids"), form.getlist("kinds"),
                               form.get("from", ""), form.get("to", ""))
     except GrantError as error:
-        return page(400, error=error.message)
+        return page(400, error=error.translated())
     return page(201, new_token=token, new_grant=grant)
 
 
