@@ -3,7 +3,8 @@
 The choice is kept in the session (`lang`), set by a CSRF-protected POST to /language. Catalogs live in
 `webapp/translations/<lang>/LC_MESSAGES/messages.{po,mo}`; the Spanish texts are the message ids, so Spanish needs
 no catalog. Regenerate with `pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot webapp` and
-`pybabel update|compile -d webapp/translations`.
+`pybabel update|compile -d webapp/translations`; `update` marks the texts that only arrive at run time (from
+flask-login, Flask-WTF) obsolete (`#~`): restore them before compiling (docs/portal.md, "Language").
 """
 
 from __future__ import annotations
