@@ -5,6 +5,8 @@ A MeterReadings ResponseMessage of about `AMI_BENCH_INGEST_MB` MB (default 200; 
 written with `cim_ingest.writer` (15-minute delivered readings for many usage points). Then, each in a fresh
 process so peak RSS (`resource.getrusage`) belongs to one step only:
 - baseline: `lxml.etree.parse(path)` (the whole tree, nothing else);
+- parse only: `cim_ingest.parallel_meter_readings` over the file (typed frames, nothing written), to show how the
+  ingest's time splits between parsing and the warehouse;
 - ingest: `pipelines.file_ingest.ingest_files` into a warehouse that knows the usage points (pieces parsed on
   worker processes, spooled to Parquet, merged and rolled up in one transaction, commit, move to processed/).
 Printed: sizes, seconds, the ingest/parse ratio, readings per second, peak RSS of each step (for the ingest: its
@@ -87,6 +89,15 @@ seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+_PARSE_ONLY = """
+import json, sys, time
+from pathlib import Path
+from cim_ingest.parallel_meter_readings import iter_meter_readings_batches
+started = time.perf_counter()
+readings = sum(batch.intervals.height for batch in iter_meter_readings_batches(Path(sys.argv[1])))
+print(json.dumps({"seconds": time.perf_counter() - started, "readings": readings}))
+"""
+
 # Peak RSS of the parse workers is sampled from /proc (VmHWM): getrusage(RUSAGE_CHILDREN) would report the size of
 # this process at the moment each worker was forked, before it exec'd a fresh interpreter.
 _INGEST = """
@@ -150,6 +161,8 @@ def main() -> None:
         if not skip_bare:
             bare = _measure(_BARE, str(path))
             print(f"bare lxml.etree.parse: {bare['seconds']:.1f} s, peak RSS {bare['rss_mb']:,.0f} MB")
+        parse_only = _measure(_PARSE_ONLY, str(path))
+        print(f"parse only (pieces on {os.cpu_count()} workers, no warehouse): {parse_only['seconds']:.1f} s")
         ingest = _measure(_INGEST, str(path), str(data_dir))
         print(f"ingest to committed rows: {ingest['seconds']:.1f} s, {ingest['readings']:,} readings applied; peak RSS "
               f"{ingest['rss_mb']:,.0f} MB (ingest process), {ingest['worker_rss_mb']:,.0f} MB (largest parse "
@@ -157,6 +170,7 @@ def main() -> None:
         print(f"ingest throughput: {ingest['readings'] / ingest['seconds']:,.0f} readings/s, "
               f"{size_mb / ingest['seconds']:.1f} MB/s")
         if bare is not None:
+            print(f"ratio parse only / bare parse: {parse_only['seconds'] / bare['seconds']:.2f}x")
             print(f"ratio ingest / bare parse: {ingest['seconds'] / bare['seconds']:.2f}x (goal <= 1.5x); "
                   f"memory ingest / bare parse: {ingest['rss_mb'] / bare['rss_mb']:.2f}x")
 
