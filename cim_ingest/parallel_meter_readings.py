@@ -52,7 +52,7 @@ from cim_ingest.meter_readings import (
     parse_meter_readings,
 )
 from cim_ingest.reading_types import energy_reading_type
-from cim_ingest.xml_safety import _SAFE_OPTIONS
+from cim_ingest.xml_safety import safe_feed_parser, safe_pull_parser
 
 PIECE_BYTES = 4 * 1024 * 1024
 LOOKAHEAD_BYTES = 256 * 1024  # read past a piece's nominal end to find the next end tag without a second read
@@ -133,7 +133,7 @@ def _layout(handle: BinaryIO, size: int) -> _Layout | None:
 
 def _namespaces_at_end_of(head: bytes) -> dict[str | None, str] | None:
     """Namespaces in scope inside the element left open at the end of `head`, when that is a MeterReadings."""
-    parser = etree.XMLPullParser(events=("start", "end"), remove_pis=True, remove_comments=True, **_SAFE_OPTIONS)
+    parser = safe_pull_parser()
     try:
         parser.feed(head)
         open_elements: list[etree._Element] = []
@@ -271,7 +271,7 @@ class _PieceReader:
 def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """Typed interval and register frames of one piece, or None when the reference parser must read it."""
     try:
-        parser = etree.XMLParser(**_SAFE_OPTIONS)
+        parser = safe_feed_parser()
         for part in (wrapper[0], piece, wrapper[1]):  # fed in turn: no copy of the piece
             parser.feed(part)
         root = parser.close()

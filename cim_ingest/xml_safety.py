@@ -23,6 +23,18 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(dtd_validation=False, remove_pis=True, **_SAFE_OPTIONS)
 
 
+def safe_feed_parser() -> etree.XMLParser:
+    """A parser to `feed()` a fragment built in parts (a piece of a large message inside a wrapper element that
+    the caller writes: no DOCTYPE can be in it, the caller checks the raw bytes hold no `<!`)."""
+    return etree.XMLParser(**_SAFE_OPTIONS)
+
+
+def safe_pull_parser() -> etree.XMLPullParser:
+    """A pull parser for the start of a document (its prolog and envelope, before the payload), start and end
+    events; comments and processing instructions dropped."""
+    return etree.XMLPullParser(events=("start", "end"), remove_pis=True, remove_comments=True, **_SAFE_OPTIONS)
+
+
 def local_name(tag: object) -> str:
     """`{namespace}Name` -> `Name`; comments and processing instructions have no local name ('')."""
     if not isinstance(tag, str):
