@@ -1,8 +1,8 @@
 """The portal under load: the 13-month daily consumption endpoint against `/healthz`, and the supply page's weight.
 
-A read-model snapshot with 100,000 supplies (13 months of daily totals each, ~40 million rows, plus a tariff
-schedule so pesos are computed as in production) is generated directly with DuckDB, laid out as the publisher lays
-it out: `daily` is a view over one sorted, zstd Parquet file per local month. gunicorn serves it with the
+A warehouse with 100,000 supplies (13 months of daily totals each, ~40 million rows, plus a tariff schedule so
+pesos are computed as in production) is generated directly with DuckDB and published by the publisher itself
+(`warehouse.publish`, a first publish: the supply-sorted daily base plus month files). gunicorn serves it with the
 production settings (`webapp/gunicorn.conf.py`: PORTAL_WORKERS workers x 4 threads). Client threads, each logged in
 as a different customer, ask for their own supply's `granularity=day` series over 13 months (random supplies), then
 for `/healthz`, for the same duration. Printed: requests per second and p50/p99 latency of each, and the ratios
@@ -10,8 +10,7 @@ for `/healthz`, for the same duration. Printed: requests per second and p50/p99 
 transfers: the HTML, every stylesheet and script it links, and the explorer's first API call.
 
 Settings (environment): BENCH_PORTAL_SUPPLIES (100000), BENCH_PORTAL_SECONDS (20 per endpoint),
-BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2),
-BENCH_PORTAL_ROW_GROUP (61440, the publisher's Parquet row group size).
+BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2).
 """
 
 from __future__ import annotations
@@ -28,91 +27,58 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 FIRST_DAY, LAST_DAY_EXCLUSIVE = "2025-08-10", "2026-09-10"
 PASSWORD = "una frase larga para medir el portal"
-# the publisher's row group size; set BENCH_PORTAL_ROW_GROUP to see what another size would give
-ROW_GROUP = int(os.environ.get("BENCH_PORTAL_ROW_GROUP", "61440"))
-
-SNAPSHOT_DDL = """
-CREATE TABLE meta(key VARCHAR, value VARCHAR);
-CREATE TABLE customers(customer_id VARCHAR, client_number VARCHAR, name VARCHAR, rut VARCHAR, email VARCHAR);
-CREATE TABLE supplies(supply_id VARCHAR, customer_id VARCHAR, usage_point_mrid VARCHAR, meter_mrid VARCHAR,
-    address VARCHAR, comuna VARCHAR, tariff VARCHAR, status VARCHAR, has_solar BOOLEAN,
-    data_from TIMESTAMPTZ, data_until TIMESTAMPTZ);
-CREATE TABLE intervals(supply_id VARCHAR, flow VARCHAR, interval_end TIMESTAMPTZ, interval_seconds INTEGER,
-    kwh DOUBLE, quality VARCHAR);
-CREATE TABLE daily(supply_id VARCHAR, flow VARCHAR, local_date DATE, kwh DOUBLE, intervals INTEGER,
-    expected_intervals INTEGER, quality VARCHAR);
-CREATE TABLE monthly(supply_id VARCHAR, flow VARCHAR, month DATE, kwh DOUBLE, days INTEGER, quality VARCHAR);
-CREATE TABLE bills(bill_id VARCHAR, supply_id VARCHAR, period_start DATE, period_end DATE, issue_date DATE,
-    due_date DATE, kwh DOUBLE, register_start_kwh DOUBLE, register_end_kwh DOUBLE, received_kwh DOUBLE,
-    net_clp BIGINT, iva_clp BIGINT, total_clp BIGINT, status VARCHAR);
-CREATE TABLE bill_lines(bill_id VARCHAR, line_no INTEGER, code VARCHAR, description VARCHAR, quantity DOUBLE,
-    unit VARCHAR, unit_price_clp DOUBLE, amount_clp BIGINT);
-CREATE TABLE tariffs(valid_from DATE, valid_to DATE, tariff VARCHAR, fixed_clp_month BIGINT,
-    energy_clp_per_kwh DOUBLE, injection_clp_per_kwh DOUBLE);
-"""
-
 
 def supply_id(index: int) -> str:
     return f"{30000000 + index:08d}"
 
 
-def build_snapshot(readmodel_dir: Path, supplies: int) -> float:
-    """The snapshot file and CURRENT; returns the seconds it took."""
+def build_snapshot(data_dir: Path, supplies: int) -> tuple[float, float]:
+    """A warehouse holding `supplies` supplies' daily totals (no intervals), published into `data_dir/readmodel`
+    by the publisher itself (warehouse.publish). Returns (seconds to fill the warehouse, seconds to publish)."""
+    from warehouse.db import connect
+    from warehouse.publish import publish_read_model
+
     started = time.monotonic()
-    snapshot = readmodel_dir / "snapshots" / "rm-bench.duckdb"
-    snapshot.parent.mkdir(parents=True)
-    con = duckdb.connect(str(snapshot))
-    con.execute("SET enable_progress_bar = false")
-    con.execute(SNAPSHOT_DDL)
-    con.execute("INSERT INTO meta VALUES ('published_at', '2026-09-10T12:00:00+00:00'), ('schema_version', '1')")
-    con.execute(
-        """INSERT INTO supplies SELECT printf('%08d', 30000000 + i), printf('C%06d', i), uuid()::VARCHAR,
-               uuid()::VARCHAR, 'Calle ' || i, 'Santiago', 'BT1', 'connected', false,
-               TIMESTAMPTZ '2025-08-10 04:00:00+00', TIMESTAMPTZ '2026-09-10 03:00:00+00'
-           FROM range(1, ? + 1) t(i)""",
-        [supplies],
-    )
-    # `daily` as the publisher lays it out (warehouse/publish.py): one zstd Parquet file per local month, sorted by
-    # supply, flow and date, row groups of 61,440, and a view over the files in the snapshot
-    con.execute("DROP TABLE daily")
-    months = [row[0] for row in con.execute(
-        f"SELECT DISTINCT date_trunc('month', d)::DATE FROM range(DATE '{FIRST_DAY}', DATE '{LAST_DAY_EXCLUSIVE}', "
-        "INTERVAL 1 DAY) r(d) ORDER BY 1").fetchall()]
-    files = []
-    for month in months:
-        first = max(month, dt.date.fromisoformat(FIRST_DAY))
-        following = min((month + dt.timedelta(days=32)).replace(day=1), dt.date.fromisoformat(LAST_DAY_EXCLUSIVE))
-        directory = readmodel_dir / "parts" / "daily" / f"month={month:%Y-%m}"
-        directory.mkdir(parents=True)
-        path = directory / "bench.parquet"
+    con = connect(data_dir / "warehouse.duckdb")
+    try:
+        con.execute("SET enable_progress_bar = false")
         con.execute(
-            f"""COPY (SELECT printf('%08d', 30000000 + i) AS supply_id, 'delivered' AS flow, d::DATE AS local_date,
-                       round(4 + 8 * random(), 3) AS kwh, 96 AS intervals, 96 AS expected_intervals,
-                       CASE WHEN random() < 0.02 THEN 'estimated' ELSE 'actual' END AS quality
-                FROM range(1, ? + 1) s(i), range(DATE '{first}', DATE '{following}', INTERVAL 1 DAY) r(d)
-                ORDER BY supply_id, flow, local_date)
-                TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})""",
+            """INSERT INTO customers SELECT printf('C%06d', i), printf('%08d', i), 'Cliente ' || i, NULL, NULL, now()
+               FROM range(1, ? + 1) t(i)""",
             [supplies],
         )
-        files.append(path)
-    listed = ", ".join(f"'{path}'" for path in files)
-    con.execute(f"CREATE VIEW daily AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false)")
-    con.execute(
-        """INSERT INTO tariffs VALUES (DATE '2025-07-01', DATE '2026-01-01', 'BT1', 1061, 173.0, 100.4),
-               (DATE '2026-01-01', DATE '2026-07-01', 'BT1', 1082, 178.2, 103.0),
-               (DATE '2026-07-01', NULL, 'BT1', 1104, 183.6, 105.5)"""
-    )
-    con.execute("CHECKPOINT")
-    con.close()
-    (readmodel_dir / "CURRENT").write_text("snapshots/rm-bench.duckdb\n", encoding="utf-8")
-    return time.monotonic() - started
+        con.execute(
+            """INSERT INTO supplies SELECT printf('%08d', 30000000 + i), uuid()::VARCHAR, uuid()::VARCHAR,
+                   printf('C%06d', i), 'Calle ' || i, 'Santiago', 'BT1', 'connected', false, now()
+               FROM range(1, ? + 1) t(i)""",
+            [supplies],
+        )
+        con.execute(
+            f"""INSERT INTO daily_consumption
+                SELECT printf('%08d', 30000000 + i), 'delivered', d::DATE, 900, round(4 + 8 * random(), 3), 96, 96,
+                       CASE WHEN q THEN 96 ELSE 0 END, 0, 0, CASE WHEN q THEN 'estimated' ELSE 'actual' END
+                FROM (SELECT *, random() < 0.02 AS q
+                      FROM range(1, ? + 1) s(i),
+                           range(DATE '{FIRST_DAY}', DATE '{LAST_DAY_EXCLUSIVE}', INTERVAL 1 DAY) r(d))""",
+            [supplies],
+        )
+        con.execute(
+            """INSERT INTO tariffs VALUES (DATE '2025-07-01', DATE '2026-01-01', 'BT1', 1061, 173.0, 100.4),
+                   (DATE '2026-01-01', DATE '2026-07-01', 'BT1', 1082, 178.2, 103.0),
+                   (DATE '2026-07-01', NULL, 'BT1', 1104, 183.6, 105.5)"""
+        )
+        filled = time.monotonic() - started
+        published = publish_read_model(con, data_dir / "readmodel").seconds
+    finally:
+        con.close()
+    (data_dir / "warehouse.duckdb").unlink()
+    return filled, published
 
 
 def create_accounts(data_dir: Path, customers: list[int]) -> None:
@@ -193,10 +159,10 @@ def main() -> None:
     account_count = min(int(os.environ.get("BENCH_PORTAL_ACCOUNTS", "64")), supplies)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
     try:
-        built = build_snapshot(data_dir / "readmodel", supplies)
+        filled, published = build_snapshot(data_dir, supplies)
         size_mb = sum(path.stat().st_size for path in (data_dir / "readmodel").rglob("*") if path.is_file()) / 1e6
-        print(f"read model: {supplies:,} supplies x 396 days generated in {built:.0f} s ({size_mb:.0f} MB, "
-              f"Parquet row groups of {ROW_GROUP:,})")
+        print(f"read model: {supplies:,} supplies x 396 days; warehouse filled in {filled:.0f} s, published by "
+              f"warehouse.publish in {published:.0f} s ({size_mb:.0f} MB)")
         rng = random.Random(42)
         customers = rng.sample(range(1, supplies + 1), account_count)
         create_accounts(data_dir, customers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import json
 import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +34,7 @@ from readmodel.timeutil import (
 GRANULARITIES = ("15min", "hour", "day", "month", "billing_period")
 FLOWS = ("delivered", "received", "net")
 QUALITY_ORDER = ("actual", "edited", "estimated", "missing")  # ascending severity
+_QUALITY_RANK = {quality: rank for rank, quality in enumerate(QUALITY_ORDER)}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUARTER_HOUR = timedelta(minutes=15)
@@ -59,6 +61,8 @@ TARIFF_COLUMNS = (
     "valid_from", "valid_to", "tariff", "fixed_clp_month", "energy_clp_per_kwh", "injection_clp_per_kwh",
 )
 IVA_RATE = 0.19
+_DAILY_FIELDS = "local_date, kwh, intervals, expected_intervals, quality"
+_DAILY_WHERE = "supply_id = ? AND flow = ? AND local_date >= ? AND local_date < ?"
 
 
 def worst_quality(qualities: Iterable[str | None]) -> str:
@@ -371,11 +375,7 @@ class ReadModel:
             return None
         rate_of = _rate_lookup(schedule)
         if granularity in ("15min", "hour", "day"):
-            costs = []
-            for index, point in enumerate(points):
-                day = date.fromisoformat(point["start"][:10])
-                costs.append(_priced({flow: series[index]["kwh"] for flow, series in per_flow.items()}, day, rate_of))
-            return costs
+            return _priced_points(points, per_flow, rate_of)
         daily_by_flow = {
             flow: self._daily_rows(connection, supply_id, from_date, to_date, flow) for flow in per_flow
         }
@@ -462,27 +462,54 @@ class ReadModel:
         return points
 
     def _daily_rows(self, connection, supply_id, from_date, to_date, flow) -> dict[date, tuple]:
-        rows = self._query(
-            connection,
-            "SELECT local_date, kwh, intervals, expected_intervals, quality FROM daily "
-            "WHERE supply_id = ? AND flow = ? AND local_date >= ? AND local_date < ?",
-            [supply_id, flow, from_date, to_date],
-        )
-        return {row[0]: row[1:] for row in rows}
+        recent_months = self._daily_recent_months(connection)
+        params = [supply_id, flow, from_date, to_date]
+        if recent_months is None:  # no supply-sorted base: the `daily` view over the month files
+            rows = self._query(connection, f"SELECT {_DAILY_FIELDS} FROM daily WHERE {_DAILY_WHERE}", params)
+            return {row[0]: row[1:] for row in rows}
+        # The base holds every month as of when it was written; `daily_recent` replaces the months since changed.
+        if not recent_months:
+            rows = self._query(
+                connection, f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params)
+        else:
+            rows = self._query(
+                connection,
+                f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE} "
+                f"UNION ALL SELECT {_DAILY_FIELDS}, true FROM daily_recent WHERE {_DAILY_WHERE}",
+                params + params,
+            )
+        return {
+            row[0]: row[1:5] for row in rows
+            if row[5] or (row[0].year, row[0].month) not in recent_months
+        }
+
+    def _daily_recent_months(self, connection) -> frozenset[tuple[int, int]] | None:
+        """(year, month) of the snapshot's `daily_recent`, or None when no daily base is attached."""
+        return self._cached("daily_recent_months", lambda: self._read_daily_recent_months(connection))
+
+    def _read_daily_recent_months(self, connection) -> frozenset[tuple[int, int]] | None:
+        attached = self._query(connection, "SELECT 1 FROM duckdb_databases() WHERE database_name = 'daily_base'")
+        rows = self._query(connection, "SELECT value FROM meta WHERE key = 'daily_recent_months'")
+        if not attached or not rows:
+            return None
+        return frozenset((month.year, month.month) for month in map(date.fromisoformat, json.loads(rows[0][0])))
 
     @staticmethod
     def _day_quality(daily_row: tuple | None) -> tuple[float | None, str]:
+        """(kwh, quality) of a local day: missing when absent, incomplete, or of an unknown quality."""
         if daily_row is None:
             return None, "missing"
         kwh, intervals, expected_intervals, quality = daily_row
-        incomplete = kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
-        return kwh, worst_quality([quality, "missing" if incomplete else "actual"])
+        if kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals):
+            return kwh, "missing"
+        return kwh, quality if quality in _QUALITY_RANK else "missing"
 
     def _day_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
         daily = self._daily_rows(connection, supply_id, from_date, to_date, flow)
         points = []
+        day_quality = self._day_quality
         for day in date_range(from_date, to_date):
-            kwh, quality = self._day_quality(daily.get(day))
+            kwh, quality = day_quality(daily.get(day))
             start, end = _day_bounds(day)
             points.append({"start": start, "end": end, "kwh": kwh, "quality": quality})
         return points
@@ -613,6 +640,37 @@ def _priced(kwh_by_flow: dict, day: date, rate_of, rounded: bool = True):
         return None
     total *= 1 + IVA_RATE
     return int(round(total)) if rounded else total
+
+
+def _priced_points(points: list[dict], per_flow: dict[str, list[dict]], rate_of) -> list:
+    """`_priced` of each point's kWh per flow on the local date its start names, the rate looked up once per
+    date (the same arithmetic in the same order, so the pesos are identical)."""
+    rates: dict[str, tuple[float, float] | None] = {}
+    series_by_flow = list(per_flow.items())
+    costs = []
+    for index, point in enumerate(points):
+        day_text = point["start"][:10]
+        if day_text in rates:
+            rate = rates[day_text]
+        else:
+            row = rate_of(date.fromisoformat(day_text))
+            rate = None if row is None else (row["energy_clp_per_kwh"] or 0.0, row["injection_clp_per_kwh"] or 0.0)
+            rates[day_text] = rate
+        if rate is None:
+            costs.append(None)
+            continue
+        total, known = 0.0, False
+        for flow, series in series_by_flow:
+            kwh = series[index]["kwh"]
+            if kwh is None:
+                continue
+            known = True
+            if flow == "received":
+                total -= float(kwh) * rate[1]
+            else:
+                total += float(kwh) * rate[0]
+        costs.append(int(round(total * (1 + IVA_RATE))) if known else None)
+    return costs
 
 
 def _net_point(delivered: dict, received: dict) -> dict:

@@ -4,6 +4,7 @@ The publisher writes `snapshots/rm-<stamp>.duckdb` and then atomically replaces 
 stat `CURRENT` at most once per `recheck_seconds` (shared across threads), and each thread reopens its own
 connection when the name changes. A DuckDB connection is never shared across threads; a thread closes its old
 connection before opening the new one, so a snapshot stays open only while some thread still has work on it.
+A snapshot that names a supply-sorted daily base file (meta `daily_base`) gets it attached as `daily_base`.
 """
 
 from __future__ import annotations
@@ -91,12 +92,32 @@ class SnapshotConnections:
             connection = duckdb.connect(str(snapshot_path), read_only=True)
             # `intervals` and `daily` are views over monthly Parquet files: keep their footers cached.
             connection.execute("SET parquet_metadata_cache = true")
+            # Portal queries are point lookups on sorted tables: parallel scan tasks only add hand-offs
+            # between DuckDB's threads and the server's request threads.
+            connection.execute("SET threads = 1")
+            self._attach_daily_base(connection)
         except duckdb.Error as error:
             raise ReadModelUnavailable(f"cannot open snapshot {snapshot_path}: {error}") from error
         self._local.connection = connection
         self._local.snapshot_path = snapshot_path
         self._local.pid = os.getpid()
         return connection
+
+    def _attach_daily_base(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Attach the supply-sorted daily base the snapshot names (meta `daily_base`) as `daily_base`, read-only.
+
+        Connections to one snapshot file share a DuckDB instance, so another thread may have attached it already.
+        Snapshots without one (older publishes, test factories) are read through their `daily` view instead."""
+        try:
+            rows = connection.execute("SELECT value FROM meta WHERE key = 'daily_base'").fetchall()
+        except duckdb.CatalogException:
+            return
+        if not rows or not rows[0][0]:
+            return
+        base = (self.readmodel_dir / rows[0][0]).resolve()
+        if not base.is_relative_to(self.readmodel_dir.resolve()):
+            raise ReadModelUnavailable(f"snapshot names a daily base outside {self.readmodel_dir}: {rows[0][0]!r}")
+        connection.execute("ATTACH IF NOT EXISTS ? AS daily_base (READ_ONLY)", [str(base)])
 
     def close_thread_connection(self) -> None:
         """Close this thread's connection, if any (the next query reopens one)."""

@@ -8,11 +8,17 @@ reading it; old snapshots are deleted only when they are neither among the newes
 Cost proportional to change: the two big tables (`intervals`, `daily`) are not copied into each snapshot. They
 are kept as one immutable Parquet file per local month under `parts/<table>/month=YYYY-MM/<fingerprint>.parquet`
 (Hive-style, sorted by supply, flow and time), and each snapshot holds a VIEW over the files of its months. The
-fingerprint is an order-independent hash of the month's rows, computed from the warehouse in one aggregate
-scan; a month whose fingerprint already has a file is reused as is, so a publish after a one-day increment
-writes the running month's files and the small tables only. A late correction in a closed month changes that
-month's fingerprint and rewrites that month alone. Part files are deleted once no remaining snapshot names them
+fingerprint is an order-independent hash of the month's rows; a month whose fingerprint already has a file is
+reused as is. A publish starts from the snapshot CURRENT names (its `published_parts` and meta): only months
+holding intervals loaded after that snapshot's `intervals_loaded_until` are fingerprinted again (loads stamp what
+they insert or change with `loaded_at`, so a late correction in a closed month rewrites that month alone), and the
+supplies' data spans are widened by those intervals only. `daily` (1/96 of the intervals) is fingerprinted whole,
+since a rollup may rewrite days without a new load. Part files are deleted once no remaining snapshot names them
 (each snapshot's list is `parts/manifests/<snapshot>.json`).
+
+For the portal's per-supply day lookups, `daily` also lives in a supply-sorted DuckDB file
+`parts/daily_base/base-<digest>.duckdb` (rewritten only when more than DAILY_MAX_RECENT_MONTHS months differ from
+it) plus, in each snapshot, `daily_recent`: the months that differ. Readers attach the base (readmodel.snapshots).
 
 Small tables (meta, customers, supplies, monthly, bills, bill_lines, tariffs) are copied into the snapshot.
 """
@@ -20,6 +26,7 @@ Small tables (meta, customers, supplies, monthly, bills, bill_lines, tariffs) ar
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -38,6 +45,13 @@ _ALIAS = "read_model_snapshot"
 
 PARTS_DIR = "parts"
 MANIFESTS_DIR = "manifests"
+_PREVIOUS = "previous_read_model_snapshot"
+_BASE_ALIAS = "read_model_daily_base"
+# The supply-sorted copy of `daily` (parts/daily_base/base-<digest>.duckdb) that readers attach as `daily_base`;
+# it is rewritten when more months than this differ from it, so each snapshot copies at most that many months.
+DAILY_BASE_TABLE = "daily_base"
+DAILY_MAX_RECENT_MONTHS = 3
+SNAPSHOT_ROW_GROUP_SIZE = 8192
 
 # Big tables: one Parquet file per local month. `month_of` gives the local month (first day) of a row; `columns`
 # is the contract's column list; `order` the sort inside each file; `fingerprint` hashes one row.
@@ -107,6 +121,25 @@ SNAPSHOT_TABLES: dict[str, str] = {
 }
 OPTIONAL_TABLES = frozenset({"tariffs"})
 
+# `supplies` of an incremental publish: the spans the previous snapshot published, widened by the intervals loaded
+# since (parameter: its loaded-until mark), so no publish scans all interval history for them.
+SUPPLIES_SINCE_SQL = """
+    SELECT s.supply_id, s.customer_id, s.usage_point_mrid, s.meter_mrid, s.address, s.comuna, s.tariff,
+           s.status, s.has_solar, span.data_from, span.data_until
+    FROM supplies s
+    LEFT JOIN (
+        SELECT supply_id, min(data_from) AS data_from, max(data_until) AS data_until
+        FROM (
+            SELECT supply_id, data_from, data_until FROM {previous}.supplies WHERE data_until IS NOT NULL
+            UNION ALL
+            SELECT supply_id, CAST(min(interval_end - to_seconds(interval_seconds)) AS TIMESTAMPTZ),
+                   max(interval_end)
+            FROM interval_readings WHERE loaded_at > ? GROUP BY supply_id
+        ) GROUP BY supply_id
+    ) span USING (supply_id)
+    ORDER BY s.supply_id
+"""
+
 
 @dataclass(frozen=True)
 class PublishResult:
@@ -116,6 +149,9 @@ class PublishResult:
     seconds: float
     parts_written: int = 0
     parts_reused: int = 0
+    incremental: bool = False  # False: no usable previous snapshot, everything was scanned
+    daily_base_rebuilt: bool = False
+    daily_recent_months: int = 0
 
 
 def _fsync_file(path: Path) -> None:
@@ -161,43 +197,185 @@ class _Part:
     table: str
     month: dt.date
     rows: int
+    fingerprint: int
     path: Path
 
 
-def _month_fingerprints(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[dt.date, int, int]]:
-    """(month, rows, fingerprint) of every local month of a big table, from one aggregate scan."""
+def _month_fingerprints(
+    con: duckdb.DuckDBPyConnection, table: str, months: list[dt.date] | None = None
+) -> list[tuple[dt.date, int, int]]:
+    """(month, rows, fingerprint) of every local month of a big table, from one aggregate scan; with `months`,
+    of those months only (the scan is bounded by their time ranges, so DuckDB skips the other row groups)."""
     spec = PARTITIONED_TABLES[table]
+    where, params = "", []
+    if months is not None:
+        if not months:
+            return []
+        ranges = []
+        for month in months:
+            ranges.append(f"({spec['range']})")
+            params += _range_params(table, month)
+        where = "WHERE " + " OR ".join(ranges)
     return con.execute(
         f"SELECT {spec['month_of']} AS month, count(*), bit_xor({spec['fingerprint']}) "
-        f"FROM {spec['source']} GROUP BY ALL ORDER BY month"
+        f"FROM {spec['source']} {where} GROUP BY ALL ORDER BY month",
+        params,
     ).fetchall()
 
 
-def _write_parts(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> tuple[list[_Part], int]:
+def _range_params(table: str, month: dt.date) -> list:
+    first, following = _month_bounds(month)
+    return [_utc_midnight(first), _utc_midnight(following)] if table == "intervals" else [first, following]
+
+
+@dataclass
+class _Previous:
+    """What the snapshot CURRENT names says about its own publish: the state an incremental publish starts from."""
+
+    loaded_until: dt.datetime | None
+    parts: dict[tuple[str, dt.date], tuple[int, int, Path]]  # (table, month) -> (rows, fingerprint, path)
+    daily_base: Path | None
+    daily_base_months: dict[dt.date, tuple[int, int]]
+
+
+def _attach_previous(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> _Previous | None:
+    """Attach the current snapshot (read-only, as `_PREVIOUS`) and read its publish state; None (and nothing
+    attached) when there is none or it predates incremental state, so the caller scans everything."""
+    current = read_current(readmodel_dir)
+    if current is None or not (readmodel_dir / current).is_file():
+        return None
+    con.execute(f"ATTACH ? AS {_PREVIOUS} (READ_ONLY)", [str(readmodel_dir / current)])
+    try:
+        tables = {row[0] for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [_PREVIOUS]).fetchall()}
+        meta = dict(con.execute(f"SELECT key, value FROM {_PREVIOUS}.meta").fetchall()) if "meta" in tables else {}
+        if (meta.get("schema_version") != SNAPSHOT_SCHEMA_VERSION or "intervals_loaded_until" not in meta
+                or "published_parts" not in tables):
+            con.execute(f"DETACH {_PREVIOUS}")
+            return None
+        previous = _Previous(
+            loaded_until=dt.datetime.fromisoformat(meta["intervals_loaded_until"])
+            if meta["intervals_loaded_until"] else None,
+            parts={}, daily_base=None, daily_base_months={},
+        )
+        for table, month, rows, fingerprint, relative in con.execute(
+                f"SELECT table_name, month, rows, fingerprint, path FROM {_PREVIOUS}.published_parts").fetchall():
+            if table == DAILY_BASE_TABLE:
+                previous.daily_base = readmodel_dir / relative
+                previous.daily_base_months[month] = (rows, fingerprint)
+            else:
+                previous.parts[(table, month)] = (rows, fingerprint, readmodel_dir / relative)
+        return previous
+    except BaseException:
+        con.execute(f"DETACH {_PREVIOUS}")
+        raise
+
+
+def _changed_interval_months(
+    con: duckdb.DuckDBPyConnection, loaded_until: dt.datetime | None
+) -> tuple[list[dt.date], dt.datetime | None]:
+    """Local months holding intervals loaded (inserted or corrected) after `loaded_until` (all months when it is
+    None), and the new mark.
+
+    Loads stamp every row they insert or change with `loaded_at`, and rows arrive roughly in load order, so the
+    bound filter lets DuckDB skip the row groups of older loads by their min/max instead of scanning history."""
+    spec = PARTITIONED_TABLES["intervals"]
+    where, params = ("", []) if loaded_until is None else ("WHERE loaded_at > ?", [loaded_until])
+    months, newest = con.execute(
+        f"SELECT list(DISTINCT {spec['month_of']}), max(loaded_at) FROM interval_readings {where}", params
+    ).fetchall()[0]
+    return sorted(months or []), newest if newest is not None else loaded_until
+
+
+def _interval_month_fingerprints(
+    con: duckdb.DuckDBPyConnection, previous: _Previous | None
+) -> tuple[list[tuple[dt.date, int, int]], dt.datetime | None]:
+    """(month, rows, fingerprint) of every month of `intervals`, and the loaded-until mark to record: months
+    unchanged since the previous publish are taken from its state, the others are fingerprinted again."""
+    if previous is None:
+        loaded_until = con.execute("SELECT max(loaded_at) FROM interval_readings").fetchall()[0][0]
+        return _month_fingerprints(con, "intervals"), loaded_until
+    changed, loaded_until = _changed_interval_months(con, previous.loaded_until)
+    known = {month: (rows, fingerprint) for (table, month), (rows, fingerprint, path) in previous.parts.items()
+             if table == "intervals" and path.exists()}
+    missing = [month for (table, month) in previous.parts if table == "intervals" and month not in known]
+    recheck = sorted(set(changed) | set(missing))
+    fresh = {month: (rows, fingerprint) for month, rows, fingerprint in _month_fingerprints(con, "intervals", recheck)}
+    merged = {**{month: value for month, value in known.items() if month not in recheck}, **fresh}
+    return [(month, *merged[month]) for month in sorted(merged)], loaded_until
+
+
+@dataclass(frozen=True)
+class _DailyLayout:
+    """The supply-sorted copy of `daily` the portal looks days up in: a base file plus the recent months."""
+
+    base: Path
+    base_months: dict[dt.date, tuple[int, int]]
+    recent_months: list[dt.date]
+    rebuilt: bool
+
+
+def _daily_layout(
+    con: duckdb.DuckDBPyConnection, readmodel_dir: Path, daily_months: list[tuple[dt.date, int, int]],
+    previous: _Previous | None,
+) -> _DailyLayout:
+    """Keep the previous base when at most `DAILY_MAX_RECENT_MONTHS` months differ from it (those go into the
+    snapshot's `daily_recent`); otherwise write a new base holding every month, once."""
+    current = {month: (rows, fingerprint) for month, rows, fingerprint in daily_months}
+    if previous is not None and previous.daily_base is not None and previous.daily_base.exists():
+        base_months = previous.daily_base_months
+        stale = sorted({month for month in current if base_months.get(month) != current[month]}
+                       | {month for month in base_months if month not in current})
+        if len(stale) <= DAILY_MAX_RECENT_MONTHS:
+            return _DailyLayout(previous.daily_base, base_months, stale, rebuilt=False)
+    digest = hashlib.sha256(json.dumps(
+        [[month.isoformat(), rows, fingerprint] for month, (rows, fingerprint) in sorted(current.items())]
+    ).encode()).hexdigest()[:20]
+    directory = readmodel_dir / PARTS_DIR / DAILY_BASE_TABLE
+    path = directory / f"base-{digest}.duckdb"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{path.name}.{os.getpid()}.tmp"
+        temporary.unlink(missing_ok=True)
+        spec = PARTITIONED_TABLES["daily"]
+        con.execute(f"ATTACH ? AS {_BASE_ALIAS}", [str(temporary)])
+        try:
+            con.execute(
+                f"CREATE TABLE {_BASE_ALIAS}.daily AS SELECT {spec['columns']} FROM {spec['source']} "
+                f"ORDER BY {spec['order']}"
+            )
+            con.execute(f"CHECKPOINT {_BASE_ALIAS}")
+        finally:
+            con.execute(f"DETACH {_BASE_ALIAS}")
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+        _fsync_dir(directory)
+    return _DailyLayout(path, current, [], rebuilt=True)
+
+
+def _write_parts(
+    con: duckdb.DuckDBPyConnection, readmodel_dir: Path, fingerprints: dict[str, list[tuple[dt.date, int, int]]]
+) -> tuple[list[_Part], int]:
     """Make sure every month of every big table has its Parquet file; return the parts and how many were
     written now (the rest already existed with the same fingerprint)."""
     parts, written = [], 0
     for table, spec in PARTITIONED_TABLES.items():
-        for month, rows, fingerprint in _month_fingerprints(con, table):
+        for month, rows, fingerprint in fingerprints[table]:
             directory = readmodel_dir / PARTS_DIR / table / f"month={month:%Y-%m}"
             path = directory / f"{rows}-{fingerprint:016x}.parquet"
             if not path.exists():
                 directory.mkdir(parents=True, exist_ok=True)
-                first, following = _month_bounds(month)
-                bounds = (
-                    [_utc_midnight(first), _utc_midnight(following)] if table == "intervals" else [first, following]
-                )
                 temporary = directory / f".{path.name}.{os.getpid()}.tmp"
                 con.execute(
                     f"COPY (SELECT {spec['columns']} FROM {spec['source']} WHERE {spec['range']} "
                     f"ORDER BY {spec['order']}) TO '{_sql_path(temporary)}' "
                     "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 61440)",
-                    bounds,
+                    _range_params(table, month),
                 )
                 _fsync_file(temporary)
                 os.replace(temporary, path)
                 written += 1
-            parts.append(_Part(table, month, rows, path))
+            parts.append(_Part(table, month, rows, fingerprint, path))
     return parts, written
 
 
@@ -214,23 +392,36 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _write_snapshot(
-    con: duckdb.DuckDBPyConnection, snapshot_path: Path, published_at: dt.datetime, parts: list[_Part]
+    con: duckdb.DuckDBPyConnection, snapshot_path: Path, published_at: dt.datetime, parts: list[_Part],
+    readmodel_dir: Path, layout: _DailyLayout, loaded_until: dt.datetime | None, previous: _Previous | None,
 ) -> dict[str, int]:
     small_tables = {
         table: sql for table, sql in SNAPSHOT_TABLES.items() if table not in OPTIONAL_TABLES or _table_exists(con, table)
     }
-    con.execute("ATTACH ? AS " + _ALIAS, [str(snapshot_path)])
+    small_params: dict[str, list] = {}
+    if previous is not None and previous.loaded_until is not None:
+        # Spans only grow (intervals are never deleted): the previous spans widened by what was loaded since.
+        small_tables["supplies"] = SUPPLIES_SINCE_SQL.format(previous=_PREVIOUS)
+        small_params["supplies"] = [previous.loaded_until]
+    relative = {part.path: str(part.path.relative_to(readmodel_dir)) for part in parts}
+    base_relative = str(layout.base.relative_to(readmodel_dir))
+    # Row groups of 8,192 rows: readers look one supply up in sorted tables, and DuckDB skips whole row groups by
+    # their min/max, so smaller groups mean less to scan (the default 122,880 holds a whole `supplies` table).
+    con.execute(f"ATTACH ? AS {_ALIAS} (ROW_GROUP_SIZE {SNAPSHOT_ROW_GROUP_SIZE})", [str(snapshot_path)])
     try:
         row_counts: dict[str, int] = {}
         con.begin()
         try:
             con.execute(f"CREATE TABLE {_ALIAS}.meta (key VARCHAR, value VARCHAR)")
             con.execute(
-                f"INSERT INTO {_ALIAS}.meta VALUES ('published_at', ?), ('schema_version', ?)",
-                [published_at.isoformat().replace("+00:00", "Z"), SNAPSHOT_SCHEMA_VERSION],
+                f"INSERT INTO {_ALIAS}.meta VALUES ('published_at', ?), ('schema_version', ?), "
+                "('intervals_loaded_until', ?), ('daily_base', ?), ('daily_recent_months', ?)",
+                [published_at.isoformat().replace("+00:00", "Z"), SNAPSHOT_SCHEMA_VERSION,
+                 "" if loaded_until is None else loaded_until.isoformat(), base_relative,
+                 json.dumps([month.isoformat() for month in layout.recent_months])],
             )
             for table, select_sql in small_tables.items():
-                con.execute(f"CREATE TABLE {_ALIAS}.{table} AS {select_sql}")
+                con.execute(f"CREATE TABLE {_ALIAS}.{table} AS {select_sql}", small_params.get(table, []))
                 row_counts[table] = con.execute(f"SELECT count(*) FROM {_ALIAS}.{table}").fetchall()[0][0]
             for table, spec in PARTITIONED_TABLES.items():
                 files = [part.path for part in parts if part.table == table]
@@ -245,6 +436,22 @@ def _write_snapshot(
                         f"CREATE TABLE {_ALIAS}.{table} AS SELECT {spec['columns']} FROM {spec['source']} LIMIT 0"
                     )
                 row_counts[table] = sum(part.rows for part in parts if part.table == table)
+            daily = PARTITIONED_TABLES["daily"]
+            recent_where = " OR ".join(f"({daily['range']})" for _ in layout.recent_months) or "false"
+            con.execute(
+                f"CREATE TABLE {_ALIAS}.daily_recent AS SELECT {daily['columns']} FROM {daily['source']} "
+                f"WHERE {recent_where} ORDER BY {daily['order']}",
+                [value for month in layout.recent_months for value in _range_params("daily", month)],
+            )
+            con.execute(
+                f"CREATE TABLE {_ALIAS}.published_parts (table_name VARCHAR, month DATE, rows BIGINT, "
+                "fingerprint UBIGINT, path VARCHAR)"
+            )
+            state = [(part.table, part.month, part.rows, part.fingerprint, relative[part.path]) for part in parts]
+            state += [(DAILY_BASE_TABLE, month, rows, fingerprint, base_relative)
+                      for month, (rows, fingerprint) in sorted(layout.base_months.items())]
+            if state:
+                con.executemany(f"INSERT INTO {_ALIAS}.published_parts VALUES (?, ?, ?, ?, ?)", state)
             con.commit()
         except BaseException:
             con.rollback()
@@ -313,7 +520,7 @@ def _clean_unreferenced_parts(readmodel_dir: Path, now: float, min_age_seconds: 
             referenced.update(json.loads(manifest.read_text()))
         except (OSError, ValueError):
             return  # an unreadable manifest: keep everything rather than delete what a reader may need
-    for part in parts_dir.glob("*/month=*/*.parquet"):
+    for part in [*parts_dir.glob("*/month=*/*.parquet"), *parts_dir.glob(f"{DAILY_BASE_TABLE}/*.duckdb")]:
         if str(part.relative_to(readmodel_dir)) in referenced:
             continue
         try:
@@ -332,7 +539,10 @@ def read_current(readmodel_dir: Path) -> str | None:
 
 
 def publish_read_model(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> PublishResult:
-    """Write a new read-model snapshot from the warehouse, point CURRENT at it and clean old snapshots."""
+    """Write a new read-model snapshot from the warehouse, point CURRENT at it and clean old snapshots.
+
+    With a current snapshot in `readmodel_dir`, only what changed since it is scanned (see the module doc);
+    without one (a first publish, or a new directory) everything is."""
     started = time.monotonic()
     readmodel_dir = Path(readmodel_dir)
     snapshots_dir = readmodel_dir / SNAPSHOTS_DIR
@@ -340,19 +550,30 @@ def publish_read_model(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> P
     published_at = dt.datetime.now(dt.timezone.utc)
     snapshot_path = _new_snapshot_path(snapshots_dir, published_at)
     con.execute("SET enable_progress_bar = false")  # a run's log is no terminal
-    parts, written = _write_parts(con, readmodel_dir)
-    manifest = readmodel_dir / PARTS_DIR / MANIFESTS_DIR / f"{snapshot_path.stem}.json"
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(sorted(str(part.path.relative_to(readmodel_dir)) for part in parts)))
+    previous = _attach_previous(con, readmodel_dir)
     try:
-        row_counts = _write_snapshot(con, snapshot_path, published_at, parts)
-        _fsync_file(snapshot_path)
-        _fsync_dir(snapshots_dir)
-    except BaseException:
-        snapshot_path.unlink(missing_ok=True)
-        Path(str(snapshot_path) + ".wal").unlink(missing_ok=True)
-        manifest.unlink(missing_ok=True)
-        raise
+        interval_months, loaded_until = _interval_month_fingerprints(con, previous)
+        daily_months = _month_fingerprints(con, "daily")
+        parts, written = _write_parts(con, readmodel_dir, {"intervals": interval_months, "daily": daily_months})
+        layout = _daily_layout(con, readmodel_dir, daily_months, previous)
+        manifest = readmodel_dir / PARTS_DIR / MANIFESTS_DIR / f"{snapshot_path.stem}.json"
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        listed = {str(part.path.relative_to(readmodel_dir)) for part in parts}
+        listed.add(str(layout.base.relative_to(readmodel_dir)))
+        manifest.write_text(json.dumps(sorted(listed)))
+        try:
+            row_counts = _write_snapshot(con, snapshot_path, published_at, parts, readmodel_dir, layout,
+                                         loaded_until, previous)
+            _fsync_file(snapshot_path)
+            _fsync_dir(snapshots_dir)
+        except BaseException:
+            snapshot_path.unlink(missing_ok=True)
+            Path(str(snapshot_path) + ".wal").unlink(missing_ok=True)
+            manifest.unlink(missing_ok=True)
+            raise
+    finally:
+        if previous is not None:
+            con.execute(f"DETACH {_PREVIOUS}")
     snapshot_relative = f"{SNAPSHOTS_DIR}/{snapshot_path.name}"
     _point_current_to(readmodel_dir, snapshot_relative)
     seconds = time.monotonic() - started
@@ -361,7 +582,9 @@ def publish_read_model(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> P
         [published_at, snapshot_relative, json.dumps(row_counts, sort_keys=True), seconds],
     )
     clean_old_snapshots(readmodel_dir)
-    log.info("Published read model %s in %.2f s (%d month files written, %d reused): %s",
-             snapshot_relative, seconds, written, len(parts) - written, row_counts)
+    log.info("Published read model %s in %.2f s (%s; %d month files written, %d reused; daily base %s, %d recent "
+             "months): %s", snapshot_relative, seconds, "incremental" if previous else "full scan", written,
+             len(parts) - written, "rewritten" if layout.rebuilt else "kept", len(layout.recent_months), row_counts)
     return PublishResult(path=snapshot_path, published_at=published_at, row_counts=row_counts, seconds=seconds,
-                         parts_written=written, parts_reused=len(parts) - written)
+                         parts_written=written, parts_reused=len(parts) - written, incremental=previous is not None,
+                         daily_base_rebuilt=layout.rebuilt, daily_recent_months=len(layout.recent_months))

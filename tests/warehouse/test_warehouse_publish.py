@@ -56,6 +56,15 @@ CONTRACT_COLUMNS = {
         ("valid_from", "DATE"), ("valid_to", "DATE"), ("tariff", "VARCHAR"), ("fixed_clp_month", "BIGINT"),
         ("energy_clp_per_kwh", "DOUBLE"), ("injection_clp_per_kwh", "DOUBLE"),
     ],
+    # the publisher's own: the months of `daily` newer than the attached base, and what each part file holds
+    "daily_recent": [
+        ("supply_id", "VARCHAR"), ("flow", "VARCHAR"), ("local_date", "DATE"), ("kwh", "DOUBLE"),
+        ("intervals", "INTEGER"), ("expected_intervals", "INTEGER"), ("quality", "VARCHAR"),
+    ],
+    "published_parts": [
+        ("table_name", "VARCHAR"), ("month", "DATE"), ("rows", "BIGINT"), ("fingerprint", "UBIGINT"),
+        ("path", "VARCHAR"),
+    ],
 }
 
 FIRST_END = dt.datetime(2026, 6, 1, 4, 15, tzinfo=UTC)

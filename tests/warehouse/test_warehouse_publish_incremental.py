@@ -1,6 +1,7 @@
 """Incremental publish: closed months stay as immutable Parquet files that each snapshot references, so a publish
-after a one-day increment writes only the running month; a late correction rewrites only its month; and the
-snapshot reads the same as a full rebuild."""
+after a one-day increment writes only the running month; a late correction rewrites only its month; only intervals
+loaded since the current snapshot are looked at; the portal's daily base plus recent months read like `daily`;
+and the snapshot reads the same as a full rebuild."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import duckdb
 import pytest
 from warehouse_frames import SUPPLY_A, SUPPLY_B, intervals_frame, local_day_intervals
 
+from readmodel import ReadModel
+from warehouse import publish
 from warehouse.loads import upsert_interval_readings
 from warehouse.publish import publish_read_model, read_current
 from warehouse.rollups import local_midnight_utc, rebuild_daily
@@ -87,3 +90,71 @@ def test_incremental_snapshot_reads_the_same_as_a_full_rebuild(loaded_con, tmp_p
     for table, order in (("intervals", "supply_id, flow, interval_end"), ("daily", "supply_id, flow, local_date"),
                          ("supplies", "supply_id"), ("monthly", "supply_id, flow, month")):
         assert _snapshot_rows(incremental, table, order) == _snapshot_rows(full, table, order), table
+
+
+def _consumption_by_day(readmodel, supply_id: str) -> dict[str, tuple]:
+    model = ReadModel(readmodel)
+    try:
+        answer = model.consumption(supply_id, "day", dt.date(2026, 6, 1), dt.date(2026, 9, 1))
+    finally:
+        model.close()
+    return {point["start"][:10]: (point["kwh"], point["quality"]) for point in answer["points"]}
+
+
+def _days_from_view(readmodel, supply_id: str) -> dict[str, float]:
+    rows = _snapshot_rows(readmodel, "daily", "supply_id, flow, local_date")
+    return {row[2].isoformat(): row[3] for row in rows if row[0] == supply_id and row[1] == "delivered"}
+
+
+def test_only_changes_since_the_current_snapshot_are_scanned(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    _load_day(loaded_con, DAYS[0])
+    first = publish_read_model(loaded_con, readmodel)
+    assert not first.incremental  # nothing published there yet: everything is scanned once
+    _load_day(loaded_con, DAYS[1])
+    second = publish_read_model(loaded_con, readmodel)
+    assert second.incremental
+    # A change that no load stamped is not looked for: loads stamp what they write (loaded_at).
+    loaded_con.execute("UPDATE interval_readings SET kwh = kwh + 1 WHERE interval_end = "
+                       "(SELECT min(interval_end) FROM interval_readings)")
+    assert publish_read_model(loaded_con, readmodel).parts_written == 0
+    loaded_con.execute("UPDATE interval_readings SET loaded_at = now() WHERE interval_end = "
+                       "(SELECT min(interval_end) FROM interval_readings)")
+    assert publish_read_model(loaded_con, readmodel).parts_written == 1  # June intervals; daily is unchanged
+
+
+def test_portal_reads_days_from_the_base_and_the_months_changed_since(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    first = publish_read_model(loaded_con, readmodel)
+    assert (first.daily_base_rebuilt, first.daily_recent_months) == (True, 0)
+
+    _load_day(loaded_con, DAYS[3])  # August is new
+    corrected_at = local_midnight_utc(DAYS[0]) + dt.timedelta(hours=10)  # June is corrected
+    upsert_interval_readings(loaded_con, intervals_frame([(SUPPLY_A[1], corrected_at, 9.5, "edited")]))
+    rebuild_daily(loaded_con, DAYS[0], DAYS[0])
+    second = publish_read_model(loaded_con, readmodel)
+    assert (second.daily_base_rebuilt, second.daily_recent_months) == (False, 2)
+
+    for supply_id in (SUPPLY_A[0], SUPPLY_B[0]):
+        served = _consumption_by_day(readmodel, supply_id)
+        stored = _days_from_view(readmodel, supply_id)
+        assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(stored)
+    assert _consumption_by_day(readmodel, SUPPLY_A[0])[DAYS[0].isoformat()][1] == "edited"
+
+
+def test_daily_base_is_rewritten_when_too_many_months_changed(loaded_con, tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "DAILY_MAX_RECENT_MONTHS", 1)
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    publish_read_model(loaded_con, readmodel)
+    _load_day(loaded_con, DAYS[3])
+    assert publish_read_model(loaded_con, readmodel).daily_recent_months == 1  # August only
+    _load_day(loaded_con, DAYS[1], kwh=0.3)  # June changes too: two months beside the base, one too many
+    third = publish_read_model(loaded_con, readmodel)
+    assert (third.daily_base_rebuilt, third.daily_recent_months) == (True, 0)
+    served = _consumption_by_day(readmodel, SUPPLY_B[0])
+    assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
+        _days_from_view(readmodel, SUPPLY_B[0]))
