@@ -1,8 +1,9 @@
 """HTTP client for the utility's backends (MDM, CIS, billing) speaking IEC 61968-100 `get` requests.
 
 Each call builds a RequestMessage with a fresh MessageID and CorrelationID, POSTs it, streams the reply body
-to a temporary file (replies can be hundreds of MB; nothing is held in memory twice), parses it with the
-streaming parsers, and checks that the reply's CorrelationID is the request's. Transport errors and HTTP 5xx
+to a temporary file (replies can be hundreds of MB; nothing is held in memory twice), parses it (meter readings
+with the piecewise parser of `cim_ingest.parallel_meter_readings` in the calling thread, documents with the
+streaming parsers), and checks that the reply's CorrelationID is the request's. Transport errors and HTTP 5xx
 are retried with exponential backoff and full jitter; every request here is a read, so retrying is safe. A
 FaultMessage or a FAILED result raises BackendReplyError; anything else that goes wrong raises BackendError."""
 
@@ -28,7 +29,8 @@ from cim_ingest.messages import (
     parse_envelope_header,
     raise_for_reply,
 )
-from cim_ingest.meter_readings import MeterReadingsBatch, parse_meter_readings
+from cim_ingest.meter_readings import MeterReadingsBatch
+from cim_ingest.parallel_meter_readings import iter_meter_readings_batches
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,19 @@ def _combine(batches: list[MeterReadingsBatch]) -> MeterReadingsBatch:
                                                 default=first.timestamp)})
     return MeterReadingsBatch(
         header=header,
+        intervals=pl.concat([batch.intervals for batch in batches]),
+        registers=pl.concat([batch.registers for batch in batches]),
+    )
+
+
+def _parse_meter_readings_reply(spool: IO[bytes]) -> MeterReadingsBatch:
+    """A spooled MeterReadings reply, parsed piece by piece in this thread: regular interval blocks are read in C
+    (about half the CPU of the element-by-element parser), with the same rows and errors as `parse_meter_readings`.
+    A rare fallback may repeat rows; loads keep the last row of a repeated key."""
+    spool.flush()
+    batches = list(iter_meter_readings_batches(spool.name, workers=1))
+    return MeterReadingsBatch(
+        header=batches[-1].header,
         intervals=pl.concat([batch.intervals for batch in batches]),
         registers=pl.concat([batch.registers for batch in batches]),
     )
@@ -96,7 +111,7 @@ class BackendClient:
         while part <= part_count:
             options = {"part": part} if part > 1 else None
             body = build_get_meter_readings(mrids, start, end, correlation_id=correlation_id, options=options)
-            batch = self._exchange(MDM_PATH, body, correlation_id, parse_meter_readings)
+            batch = self._exchange(MDM_PATH, body, correlation_id, _parse_meter_readings_reply)
             self._check_correlation(batch.header, correlation_id, MDM_PATH)
             batches.append(batch)
             part_count = self._part_count(batch.header, part, part_count)
@@ -173,7 +188,7 @@ class BackendClient:
             for attempt in range(self.retries + 1):
                 if attempt:
                     self._sleep_before_retry(attempt - 1)
-                with tempfile.TemporaryFile() as spool:
+                with tempfile.NamedTemporaryFile() as spool:
                     try:
                         status = self._post_to_spool(http, url, body, spool)
                     except httpx.HTTPError as error:

@@ -2,15 +2,21 @@
 
 One run may cover many daily partitions (a backfill runs as a single run); the window is fetched in chunks of
 at most `AMI_FETCH_DAYS` days and `AMI_FETCH_USAGE_POINTS` usage points per request, so no reply grows without
-bound.
+bound. The next request is fetched and parsed in a background thread while the current reply is loaded, so the
+backend, the parser and DuckDB (which releases the GIL) work at the same time; at most two replies are in memory.
 """
 
 
 import datetime as dt
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, ContextManager
 
 import dagster as dg
+import duckdb
 
+from cim_ingest.client import BackendClient
+from cim_ingest.meter_readings import MeterReadingsBatch
 from pipelines import checks
 from pipelines.master_data import supplies
 from pipelines.partitions import daily_partitions
@@ -25,6 +31,66 @@ def _chunks(start: dt.datetime, end: dt.datetime, days: int):
         upper = min(cursor + step, end)
         yield cursor, upper
         cursor = upper
+
+
+def _requests(
+    usage_points: list[str], start: dt.datetime, end: dt.datetime, chunk_days: int, batch_size: int
+) -> list[tuple[list[str], dt.datetime, dt.datetime]]:
+    """(usage points, start, end) of each `get MeterReadings` request covering the window, in load order."""
+    return [
+        (usage_points[offset : offset + batch_size], chunk_start, chunk_end)
+        for chunk_start, chunk_end in _chunks(start, end, chunk_days)
+        for offset in range(0, len(usage_points), batch_size)
+    ]
+
+
+def pull_meter_readings(
+    client: BackendClient,
+    connect: Callable[[], ContextManager[duckdb.DuckDBPyConnection]],
+    usage_points: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    chunk_days: int,
+    batch_size: int,
+    fetch_ahead: bool = True,
+    on_chunk: Callable[[dt.datetime], None] = lambda chunk_end: None,
+) -> tuple[dict[str, list[int]], set[str]]:
+    """Fetch the window's readings request by request and upsert each reply; return the [inserted, updated,
+    unchanged] counts of "intervals" and "registers" and the usage points the warehouse does not know.
+
+    With `fetch_ahead` the next request is fetched and parsed in a background thread while the current reply is
+    loaded (at most two replies in memory)."""
+    totals = {"intervals": [0, 0, 0], "registers": [0, 0, 0]}
+    unknown: set[str] = set()
+    requests = _requests(usage_points, start, end, chunk_days, batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetcher:
+        def fetch(index: int) -> Future[MeterReadingsBatch]:
+            return fetcher.submit(client.get_meter_readings, *requests[index])
+
+        ahead = fetch(0) if requests and fetch_ahead else None
+        for index, (mrids, chunk_start, chunk_end) in enumerate(requests):
+            batch = ahead.result() if ahead is not None else client.get_meter_readings(mrids, chunk_start, chunk_end)
+            ahead = fetch(index + 1) if fetch_ahead and index + 1 < len(requests) else None
+            try:
+                with connect() as con:
+                    # The reply's Header/Timestamp orders it against pushed files: the newest message wins.
+                    message_at = batch.header.timestamp
+                    interval_result = loads.upsert_interval_readings(con, batch.intervals, message_at=message_at)
+                    register_result = loads.upsert_register_reads(con, batch.registers, message_at=message_at)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            del batch
+            for key, result in (("intervals", interval_result), ("registers", register_result)):
+                totals[key][0] += result.inserted
+                totals[key][1] += result.updated
+                totals[key][2] += result.unchanged
+                unknown.update(result.unknown_usage_points)
+            if index + 1 == len(requests) or requests[index + 1][2] != chunk_end:
+                on_chunk(chunk_end)
+    return totals, unknown
 
 
 @dg.multi_asset(
@@ -67,22 +133,10 @@ def meter_readings(context: dg.AssetExecutionContext, backend: BackendResource, 
     client = backend.client()
     with warehouse.connect() as con:
         usage_points = queries.supply_usage_points(con)["usage_point_mrid"].to_list()
-    totals = {"intervals": [0, 0, 0], "registers": [0, 0, 0]}
-    unknown: set[str] = set()
-    for chunk_start, chunk_end in _chunks(start, end, chunk_days):
-        for offset in range(0, len(usage_points), batch_size):
-            batch = client.get_meter_readings(usage_points[offset : offset + batch_size], chunk_start, chunk_end)
-            with warehouse.connect() as con:
-                # The reply's Header/Timestamp orders it against pushed files: the newest message wins.
-                message_at = batch.header.timestamp
-                interval_result = loads.upsert_interval_readings(con, batch.intervals, message_at=message_at)
-                register_result = loads.upsert_register_reads(con, batch.registers, message_at=message_at)
-            for key, result in (("intervals", interval_result), ("registers", register_result)):
-                totals[key][0] += result.inserted
-                totals[key][1] += result.updated
-                totals[key][2] += result.unchanged
-                unknown.update(result.unknown_usage_points)
-        context.log.info("Loaded meter readings up to %s", chunk_end.isoformat())
+    totals, unknown = pull_meter_readings(
+        client, warehouse.connect, usage_points, start, end, chunk_days=chunk_days, batch_size=batch_size,
+        on_chunk=lambda chunk_end: context.log.info("Loaded meter readings up to %s", chunk_end.isoformat()),
+    )
     if unknown:
         context.log.warning("Readings for %d unknown usage points were not loaded: %s", len(unknown), sorted(unknown)[:20])
     window_meta = {
