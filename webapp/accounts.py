@@ -477,19 +477,41 @@ class AccountStore:
         """True while the session is live (not ended, not idle too long, not too old); refreshes its last use."""
         if not token:
             return False
-        now = self.now()
         with self._connect() as connection:
-            row = connection.execute(
-                "SELECT id, user_id, created_at, last_seen_at, ended_at FROM sessions WHERE token_hash = ?",
-                [digest(token)],
-            ).fetchone()
-            if row is None or row[1] != user_id or row[4] is not None:
-                return False
-            if now - row[3] > idle_seconds or now - row[2] > absolute_seconds:
-                connection.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [now, row[0]])
-                return False
-            if now - row[3] >= touch_after:
-                connection.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, row[0]])
+            return self._check_session(connection, token, user_id, idle_seconds, absolute_seconds, touch_after)
+
+    def session_user(self, token: str, user_id: int | str, idle_seconds: int, absolute_seconds: int,
+                     touch_after: int = 30) -> User | None:
+        """The user, while `token` is a live session of theirs (`get_user` and `check_session` on one
+        connection: this runs on every logged-in request)."""
+        try:
+            user_id = int(user_id)
+        except (TypeError, ValueError):
+            return None
+        if not token:
+            return None
+        with self._connect() as connection:
+            user = self._user(connection.execute(
+                f"SELECT {self._USER_COLUMNS} FROM users WHERE id = ?", [user_id]).fetchone())
+            if user is None or not self._check_session(
+                    connection, token, user.id, idle_seconds, absolute_seconds, touch_after):
+                return None
+        return user
+
+    def _check_session(self, connection: _Connection, token: str, user_id: int, idle_seconds: int,
+                       absolute_seconds: int, touch_after: int) -> bool:
+        now = self.now()
+        row = connection.execute(
+            "SELECT id, user_id, created_at, last_seen_at, ended_at FROM sessions WHERE token_hash = ?",
+            [digest(token)],
+        ).fetchone()
+        if row is None or row[1] != user_id or row[4] is not None:
+            return False
+        if now - row[3] > idle_seconds or now - row[2] > absolute_seconds:
+            connection.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [now, row[0]])
+            return False
+        if now - row[3] >= touch_after:
+            connection.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, row[0]])
         return True
 
     def end_session(self, token: str) -> None:

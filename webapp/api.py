@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from flask import Blueprint, jsonify, request, url_for
+import orjson
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from readmodel import FLOWS, GRANULARITIES
@@ -73,6 +74,13 @@ def window_too_large(granularity: str, from_date: date, to_date: date) -> str | 
     return None
 
 
+def json_answer(value):
+    """`jsonify` for answers made only of plain JSON values (str, int, float, bool, None, lists, dicts), encoded
+    by orjson: several times faster on a long series. The same bytes for ASCII text (non-ASCII goes out as UTF-8
+    rather than \\u escapes: the same JSON)."""
+    return current_app.response_class(orjson.dumps(value) + b"\n", mimetype=current_app.json.mimetype)
+
+
 def supply_summary(supply: dict) -> dict:
     summary = {field: supply.get(field) for field in SUPPLY_FIELDS}
     summary["links"] = {
@@ -113,7 +121,7 @@ def consumption(supply_id: str):
     too_large = window_too_large(granularity, from_date, to_date)
     if too_large:
         raise BadParameter(too_large, "to")
-    return jsonify(read_model().consumption(supply_id, granularity, from_date, to_date, flow, supply=supply))
+    return json_answer(read_model().consumption(supply_id, granularity, from_date, to_date, flow, supply=supply))
 
 
 @bp.get("/supplies/<supply_id>/bills")

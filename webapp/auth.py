@@ -93,8 +93,8 @@ def personal_data(customer_id: str, email: str) -> list[str]:
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    user = accounts().get_user(user_id)
-    if user is None or not security.session_is_live(user.id):
+    user = security.live_session_user(user_id)
+    if user is None:
         # ended, idle or too old on the server: the cookie no longer logs anyone in
         session.pop(security.SESSION_KEY, None)
         return None

@@ -99,6 +99,11 @@ def session_is_live(user_id: int) -> bool:
     return accounts().check_session(session.get(SESSION_KEY, ""), user_id, idle_seconds(), absolute_seconds())
 
 
+def live_session_user(user_id: int | str):
+    """The user named by the cookie while its server-side session is live (ended, idle or too old: None)."""
+    return accounts().session_user(session.get(SESSION_KEY, ""), user_id, idle_seconds(), absolute_seconds())
+
+
 def end_current_session() -> None:
     token = session.get(SESSION_KEY)
     if token:

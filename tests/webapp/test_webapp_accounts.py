@@ -58,3 +58,23 @@ def test_ensure_demo_accounts_creates_logins_and_is_idempotent(store, tmp_path):
     assert fresh_store.ensure_demo_accounts(read_model, csv_path) == rows
     assert fresh_store.authenticate(rows[0]["email"], rows[0]["password"]) is not None
     read_model.close()
+
+
+def test_session_user_is_the_user_only_while_their_session_is_live(tmp_path):
+    now = [1_000_000]
+    store = AccountStore(tmp_path / "accounts.sqlite", clock=lambda: now[0])
+    store.initialize()
+    user = store.create_user("s@example.cl", "una clave bien larga", "C000001")
+    other = store.create_user("t@example.cl", "otra clave bien larga", "C000002")
+    token = store.start_session(user.id, "agent", "127.0.0.1")
+    assert store.session_user(token, str(user.id), 900, 28800) == user
+    assert store.session_user(token, other.id, 900, 28800) is None  # someone else's session
+    assert store.session_user("", user.id, 900, 28800) is None
+    assert store.session_user(token, "not-a-number", 900, 28800) is None
+    now[0] += 901  # idle too long: ended on the server, for good
+    assert store.session_user(token, user.id, 900, 28800) is None
+    now[0] -= 901
+    assert store.session_user(token, user.id, 900, 28800) is None
+    fresh = store.start_session(user.id, "agent", "127.0.0.1")
+    store.end_session(fresh)
+    assert store.session_user(fresh, user.id, 900, 28800) is None
