@@ -4,13 +4,14 @@ A warehouse with 100,000 supplies (13 months of daily totals each, ~40 million r
 pesos are computed as in production) is generated directly with DuckDB and published by the publisher itself
 (`warehouse.publish`, a first publish: the supply-sorted daily base plus month files). gunicorn serves it with the
 production settings (`webapp/gunicorn.conf.py`: PORTAL_WORKERS workers x 4 threads). Client threads, each logged in
-as a different customer, ask for their own supply's `granularity=day` series over 13 months (random supplies), then
-for `/healthz`, for the same duration. Printed: requests per second and p50/p99 latency of each, and the ratios
-(goals: throughput >= 0.5 x healthz, p99 <= 3 x healthz's p99). Then the bytes a first load of the supply page
-transfers: the HTML, every stylesheet and script it links, and the explorer's first API call.
+in turn as one of 64 customers with random supplies, ask for that customer's `granularity=day` series over 13
+months, then for `/healthz`, for the same duration, in alternating rounds (so drift in the machine's speed weighs
+on both alike). Printed: requests per second and p50/p99 latency of each, and the ratios (goals: throughput >= 0.5
+x healthz, p99 <= 3 x healthz's p99). Then the bytes a first load of the supply page transfers: the HTML, every
+stylesheet and script it links, and the explorer's first API call.
 
 Settings (environment): BENCH_PORTAL_SUPPLIES (100000), BENCH_PORTAL_SECONDS (20 per endpoint),
-BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), PORTAL_WORKERS (2).
+BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), BENCH_PORTAL_ROUNDS (4), PORTAL_WORKERS (2).
 """
 
 from __future__ import annotations
@@ -100,14 +101,18 @@ def log_in(base_url: str, index: int) -> httpx.Client:
     return client
 
 
-def load(clients: list[tuple[httpx.Client, str]], path_of, seconds: float) -> tuple[float, list[float]]:
-    """Each client thread requests `path_of(supply_id)` back to back for `seconds`; (req/s, latencies in ms)."""
-    latencies: list[list[float]] = [[] for _ in clients]
+def load(threads: list[list[tuple[httpx.Client, str]]], path_of, seconds: float) -> tuple[float, list[float]]:
+    """Each client thread requests `path_of(supply_id)` back to back for `seconds`, taking its logged-in customers
+    in turn (each asks for their own supply); (req/s, latencies in ms)."""
+    latencies: list[list[float]] = [[] for _ in threads]
     errors: list[str] = []
     stop_at = time.monotonic() + seconds
 
-    def worker(slot: int, client: httpx.Client, own_supply: str) -> None:
+    def worker(slot: int, sessions: list[tuple[httpx.Client, str]]) -> None:
+        turn = 0
         while time.monotonic() < stop_at:
+            client, own_supply = sessions[turn % len(sessions)]
+            turn += 1
             started = time.perf_counter()
             response = client.get(path_of(own_supply))
             latencies[slot].append((time.perf_counter() - started) * 1000)
@@ -115,18 +120,28 @@ def load(clients: list[tuple[httpx.Client, str]], path_of, seconds: float) -> tu
                 errors.append(f"{response.status_code} {response.text[:200]}")
                 return
 
-    threads = [threading.Thread(target=worker, args=(slot, client, own)) for slot, (client, own) in
-               enumerate(clients)]
+    workers = [threading.Thread(target=worker, args=(slot, sessions)) for slot, sessions in enumerate(threads)]
     started = time.monotonic()
-    for thread in threads:
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
     elapsed = time.monotonic() - started
     if errors:
         raise RuntimeError(f"requests failed: {errors[:3]}")
     merged = [value for values in latencies for value in values]
     return len(merged) / elapsed, merged
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's master and its workers, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    total = 0
+    for pid in [master_pid, *map(int, children)]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -156,6 +171,7 @@ def main() -> None:
     supplies = int(os.environ.get("BENCH_PORTAL_SUPPLIES", "100000"))
     seconds = float(os.environ.get("BENCH_PORTAL_SECONDS", "20"))
     client_count = int(os.environ.get("BENCH_PORTAL_CLIENTS", "8"))
+    rounds = max(1, int(os.environ.get("BENCH_PORTAL_ROUNDS", "4")))
     account_count = min(int(os.environ.get("BENCH_PORTAL_ACCOUNTS", "64")), supplies)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
     try:
@@ -169,19 +185,42 @@ def main() -> None:
         workers = os.environ.get("PORTAL_WORKERS", "2")
         service, base_url = start_portal(data_dir, data_dir / "logs", workers=int(workers))
         try:
-            clients = [(log_in(base_url, index), supply_id(index)) for index in customers[:client_count]]
-            # other accounts' supplies are asked for by rotating the clients' logins through them
+            # every customer logged in once; client thread k takes customers k, k + threads, ... in turn
+            clients = [(log_in(base_url, index), supply_id(index)) for index in customers]
+            threads = [clients[slot::client_count] for slot in range(client_count)]
             path = (f"/api/v1/supplies/{{}}/consumption?granularity=day&from={FIRST_DAY}"
                     f"&to={LAST_DAY_EXCLUSIVE}&flow=delivered")
             for client, own in clients:  # warm each worker's connection and page cache once
                 assert client.get(path.format(own)).status_code == 200
-            api_rate, api_ms = load(clients, lambda own: path.format(own), seconds)
-            health_rate, health_ms = load(clients, lambda own: "/healthz", seconds)
-            print(f"gunicorn: {workers} workers x 4 threads; {client_count} client threads, {seconds:.0f} s each")
+            # Alternate short rounds of each endpoint so that drift in the machine's speed (a noisy neighbour,
+            # the page cache) weighs on both sides of the ratio alike.
+            # The CPU each side used is printed too: client and server share the machine's cores.
+            api_ms, health_ms, api_seconds, health_seconds = [], [], 0.0, 0.0
+            cpu = {"api": [0.0, 0.0], "healthz": [0.0, 0.0]}  # server, client seconds
+            pid = service.process.pid
+            for _ in range(rounds):
+                for name, path_of, into in (("api", lambda own: path.format(own), api_ms),
+                                            ("healthz", lambda own: "/healthz", health_ms)):
+                    server_before, client_before = server_cpu_seconds(pid), time.process_time()
+                    rate, latencies = load(threads, path_of, seconds / rounds)
+                    cpu[name][0] += server_cpu_seconds(pid) - server_before
+                    cpu[name][1] += time.process_time() - client_before
+                    into += latencies
+                    if name == "api":
+                        api_seconds += len(latencies) / rate
+                    else:
+                        health_seconds += len(latencies) / rate
+            api_rate, health_rate = len(api_ms) / api_seconds, len(health_ms) / health_seconds
+            print(f"gunicorn: {workers} workers x 4 threads; {client_count} client threads, {seconds:.0f} s each "
+                  f"in {rounds} alternating rounds")
             for name, rate, latencies in (("/healthz", health_rate, health_ms),
                                           ("13-month daily consumption", api_rate, api_ms)):
                 print(f"{name:28s} {rate:8.1f} req/s   p50 {percentile(latencies, 0.5):7.1f} ms   "
                       f"p99 {percentile(latencies, 0.99):7.1f} ms   ({len(latencies)} requests)")
+            for name, requests in (("/healthz", len(health_ms)), ("13-month daily consumption", len(api_ms))):
+                server, client = cpu["healthz" if name == "/healthz" else "api"]
+                print(f"{name:28s} CPU per request: server {server / requests * 1000:5.2f} ms, "
+                      f"client {client / requests * 1000:5.2f} ms")
             ratio = api_rate / health_rate
             p99_ratio = percentile(api_ms, 0.99) / percentile(health_ms, 0.99)
             print(f"throughput ratio consumption / healthz: {ratio:.2f} (goal >= 0.5)")

@@ -14,6 +14,7 @@ import calendar
 import functools
 import json
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -66,6 +67,10 @@ IVA_RATE = 0.19
 _DAILY_FIELDS = "datediff('day', DATE '1970-01-01', local_date), kwh, intervals, expected_intervals, quality"
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAILY_WHERE = "supply_id = ? AND flow = ? AND local_date >= ? AND local_date < ?"
+# The same fields from a daily base of the current layout and its snapshot's `daily_recent`, which carry `day`.
+_DAILY_BASE_FIELDS = "day, kwh, intervals, expected_intervals, quality"
+_SPAN_ROWS_BITS = 24
+_SPAN_ROWS_MASK = (1 << _SPAN_ROWS_BITS) - 1
 
 
 def worst_quality(qualities: Iterable[str | None]) -> str:
@@ -78,7 +83,20 @@ def worst_quality(qualities: Iterable[str | None]) -> str:
 
 
 def round_kwh(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 6)
+    return None if value is None else round6(float(value))
+
+
+def round6(value: float) -> float:
+    """`round(value, 6)`, exactly, about three times faster: `round(value * 1e6) / 1e6` whenever the product is
+    far enough from a half-integer that its own rounding error cannot change the side it falls on (then the integer
+    is the correctly rounded one, and dividing it by 1e6 gives the double nearest the decimal, as `round` does);
+    `round(value, 6)` itself otherwise (near-ties, zero, huge or non-finite values)."""
+    scaled = value * 1e6
+    if -1e15 < scaled < 1e15:
+        nearest = round(scaled)
+        if nearest and abs(scaled - nearest) < 0.5 - abs(scaled) * 4.5e-16:  # (zero keeps its sign below)
+            return nearest / 1e6
+    return round(value, 6)
 
 
 def _json_value(value):
@@ -100,6 +118,8 @@ class ReadModel:
         self._snapshot_facts: dict[Path, dict] = {}
         self._facts_lock = threading.Lock()
         self._supplies_lock = threading.Lock()
+        self._spans_lock = threading.Lock()
+        self._spans_by_base: dict[str, dict[str, int] | None] = {}
 
     def _cached(self, key, compute):
         """`compute()` once per snapshot (the one this thread's connection is on)."""
@@ -365,7 +385,7 @@ class ReadModel:
         costs = self._costs(connection, supply_id, granularity, from_date, to_date, points, per_flow, supply)
         for point, clp in zip(points, costs if costs is not None else [None] * len(points), strict=True):
             kwh = point["kwh"]
-            point["kwh"] = None if kwh is None else round(float(kwh), 6)  # round_kwh, inlined: ~400 points
+            point["kwh"] = None if kwh is None else round6(float(kwh))  # round_kwh, inlined: ~400 points
             point["clp"] = clp
         return {
             "supply_id": supply_id,
@@ -488,32 +508,64 @@ class ReadModel:
         return points
 
     def _daily_rows(self, connection, supply_id, from_date, to_date, flow) -> dict[date, tuple]:
+        """The supply's daily rows in [from_date, to_date): local date -> (kwh, intervals, expected, quality)."""
+        return {date.fromordinal(_EPOCH_ORDINAL + day): row
+                for day, row in self._daily_by_day(connection, supply_id, from_date, to_date, flow).items()}
+
+    def _daily_by_day(self, connection, supply_id, from_date, to_date, flow) -> dict[int, tuple]:
+        """`_daily_rows` keyed by days since 1970-01-01 (no date objects: the day series' hot path)."""
         recent_months = self._daily_recent_months(connection)
         params = [supply_id, flow, from_date, to_date]
         if recent_months is None:  # no supply-sorted base: the `daily` view over the month files
             rows = self._query(connection, f"SELECT {_DAILY_FIELDS} FROM daily WHERE {_DAILY_WHERE}", params)
-            return {date.fromordinal(_EPOCH_ORDINAL + row[0]): row[1:] for row in rows}
-        # The base holds every month as of when it was written; `daily_recent` replaces the months since changed.
-        if not recent_months:
-            rows = self._query(
-                connection, f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params)
+            return {row[0]: row[1:] for row in rows}
+        spans = self._daily_spans(connection)
+        if spans is None:  # a base of the earlier layout: filter it by supply
+            base_sql, base_params = f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params
         else:
-            rows = self._query(
-                connection,
-                f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE} "
-                f"UNION ALL SELECT {_DAILY_FIELDS}, true FROM daily_recent WHERE {_DAILY_WHERE}",
-                params + params,
-            )
-        daily = {}
-        for row in rows:
-            day = date.fromordinal(_EPOCH_ORDINAL + row[0])
-            if row[5] or (day.year, day.month) not in recent_months:
-                daily[day] = row[1:5]
-        return daily
+            span = spans.get(f"{supply_id}\x1f{flow}")
+            first_day, stop_day = from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL
+            if span is None:
+                base_sql, base_params = None, []
+            else:
+                first_row = span >> _SPAN_ROWS_BITS
+                last_row = first_row + (span & _SPAN_ROWS_MASK) - 1
+                base_sql = (f"SELECT {_DAILY_BASE_FIELDS}, false FROM daily_base.daily "
+                            "WHERE rowid BETWEEN ? AND ? AND day >= ? AND day < ?")
+                base_params = [first_row, last_row, first_day, stop_day]
+        # The base holds every month as of when it was written; `daily_recent` replaces the months since changed.
+        if recent_months:
+            if spans is None:
+                recent_sql, recent_params = f"SELECT {_DAILY_FIELDS}, true FROM daily_recent WHERE {_DAILY_WHERE}", params
+            else:
+                recent_sql = (f"SELECT {_DAILY_BASE_FIELDS}, true FROM daily_recent "
+                              "WHERE supply_id = ? AND flow = ? AND day >= ? AND day < ?")
+                recent_params = [supply_id, flow, first_day, stop_day]
+            if base_sql is None:
+                base_sql, base_params = recent_sql, recent_params
+            else:
+                base_sql, base_params = f"{base_sql} UNION ALL {recent_sql}", base_params + recent_params
+        if base_sql is None:
+            return {}
+        rows = self._query(connection, base_sql, base_params)
+        if not recent_months:
+            return {row[0]: row[1:5] for row in rows}
+        recent_days = self._daily_recent_days(connection)
+        return {row[0]: row[1:5] for row in rows if row[5] or row[0] not in recent_days}
 
     def _daily_recent_months(self, connection) -> frozenset[tuple[int, int]] | None:
         """(year, month) of the snapshot's `daily_recent`, or None when no daily base is attached."""
         return self._cached("daily_recent_months", lambda: self._read_daily_recent_months(connection))
+
+    def _daily_recent_days(self, connection) -> frozenset[int]:
+        """Days (since 1970-01-01) of the months in the snapshot's `daily_recent`."""
+        def days() -> frozenset[int]:
+            numbers = set()
+            for year, month in self._daily_recent_months(connection):
+                first = date(year, month, 1).toordinal() - _EPOCH_ORDINAL
+                numbers.update(range(first, first + calendar.monthrange(year, month)[1]))
+            return frozenset(numbers)
+        return self._cached("daily_recent_days", days)
 
     def _read_daily_recent_months(self, connection) -> frozenset[tuple[int, int]] | None:
         attached = self._query(connection, "SELECT 1 FROM duckdb_databases() WHERE database_name = 'daily_base'")
@@ -521,6 +573,31 @@ class ReadModel:
         if not attached or not rows:
             return None
         return frozenset((month.year, month.month) for month in map(date.fromisoformat, json.loads(rows[0][0])))
+
+    def _daily_spans(self, connection) -> dict[str, int] | None:
+        """The attached daily base's rowid range of each supply and flow (key `supply_id + "\\x1f" + flow`,
+        value first_row << 24 | rows), or None for a base without `spans`. Read once per base file and process:
+        bases outlive many snapshots. ~12 MB for 100,000 supplies."""
+        base = self._cached("daily_base_name", lambda: self._query(
+            connection, "SELECT value FROM meta WHERE key = 'daily_base'")[0][0])
+        with self._spans_lock:
+            if base not in self._spans_by_base:
+                self._spans_by_base = {base: self._read_daily_spans(connection)}  # the previous base is done with
+            return self._spans_by_base[base]
+
+    def _read_daily_spans(self, connection) -> dict[str, int] | None:
+        if not self._query(connection, "SELECT 1 FROM duckdb_tables() WHERE database_name = 'daily_base' "
+                                        "AND table_name = 'spans'"):
+            return None
+        try:
+            cursor = connection.execute(
+                f"SELECT supply_id || chr(31) || flow, first_row << {_SPAN_ROWS_BITS} | rows FROM daily_base.spans")
+            spans = {}
+            while batch := cursor.fetchmany(50_000):
+                spans.update(batch)
+            return spans
+        except duckdb.Error as error:
+            raise ReadModelUnavailable(f"read-model query failed: {error}") from error
 
     @staticmethod
     def _day_quality(daily_row: tuple | None) -> tuple[float | None, str]:
@@ -533,16 +610,21 @@ class ReadModel:
         return kwh, quality if quality in _QUALITY_RANK else "missing"
 
     def _day_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
-        daily = self._daily_rows(connection, supply_id, from_date, to_date, flow)
+        """One point per local day; `_day_quality` inlined (the 13-month day series is the portal's busiest call)."""
+        daily = self._daily_by_day(connection, supply_id, from_date, to_date, flow)
         points = []
-        append, day_row, day_quality = points.append, daily.get, self._day_quality
-        day = from_date
-        while day < to_date:
+        append, day_row, bounds = points.append, daily.get, _day_bounds_of_number
+        for day in range(from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL):
             row = day_row(day)
-            kwh, quality = (None, "missing") if row is None else day_quality(row)
-            start, end = _day_bounds(day)
+            if row is None:
+                kwh, quality = None, "missing"
+            else:
+                kwh, intervals, expected_intervals, quality = row
+                if (kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
+                        or quality not in _QUALITY_RANK):
+                    quality = "missing"
+            start, end = bounds(day)
             append({"start": start, "end": end, "kwh": kwh, "quality": quality})
-            day += ONE_DAY
         return points
 
     def _month_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
@@ -637,6 +719,12 @@ def _day_bounds(day: date) -> tuple[str, str]:
     return to_local_iso(local_midnight_utc(day)), to_local_iso(local_midnight_utc(day + timedelta(days=1)))
 
 
+@functools.lru_cache(maxsize=16384)
+def _day_bounds_of_number(day: int) -> tuple[str, str]:
+    """`_day_bounds` of the local date `day` days after 1970-01-01."""
+    return _day_bounds(date.fromordinal(_EPOCH_ORDINAL + day))
+
+
 def _rate_lookup(schedule: list[dict]):
     """day -> the tariff row valid that day (valid_from <= day < valid_to), or None."""
     rows = [
@@ -650,6 +738,9 @@ def _rate_lookup(schedule: list[dict]):
                 return row
         return None
 
+    # Between two consecutive dates where some row starts or ends, the answer cannot change (ISO texts).
+    rate_of.breakpoints = sorted({row["valid_from"] for row in schedule}
+                                 | {row["valid_to"] for row in schedule if row["valid_to"]})
     return rate_of
 
 
@@ -674,22 +765,34 @@ def _priced(kwh_by_flow: dict, day: date, rate_of, rounded: bool = True):
 
 
 def _priced_points(points: list[dict], per_flow: dict[str, list[dict]], rate_of) -> list:
-    """`_priced` of each point's kWh per flow on the local date its start names, the rate looked up once per
-    date (the same arithmetic in the same order, so the pesos are identical)."""
-    rates: dict[str, tuple[float, float] | None] = {}
+    """`_priced` of each point's kWh per flow on the local date its start names (the same arithmetic in the same
+    order, so the pesos are identical), the rate looked up once per stretch of days between the schedule's
+    breakpoints rather than once per day."""
+    breakpoints = rate_of.breakpoints
+    rates: dict[int, tuple[float, float] | None] = {}
     kwh_by_flow = [(flow == "received", [point["kwh"] for point in series]) for flow, series in per_flow.items()]
     iva_factor = 1 + IVA_RATE
+    single_received, single = kwh_by_flow[0] if len(kwh_by_flow) == 1 else (False, None)
     costs = []
     append = costs.append
     for index, point in enumerate(points):
         day_text = point["start"][:10]
-        rate = rates.get(day_text, ())
+        stretch = bisect_right(breakpoints, day_text)
+        rate = rates.get(stretch, ())
         if rate == ():
             row = rate_of(date.fromisoformat(day_text))
             rate = None if row is None else (row["energy_clp_per_kwh"] or 0.0, row["injection_clp_per_kwh"] or 0.0)
-            rates[day_text] = rate
+            rates[stretch] = rate
         if rate is None:
             append(None)
+            continue
+        if single is not None:  # one flow (not net): the loop below, unrolled
+            kwh = single[index]
+            if kwh is None:
+                append(None)
+            else:
+                append(int(round((0.0 - float(kwh) * rate[1] if single_received else float(kwh) * rate[0])
+                                 * iva_factor)))
             continue
         total, known = 0.0, False
         for received, kwhs in kwh_by_flow:

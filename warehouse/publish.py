@@ -18,7 +18,8 @@ since a rollup may rewrite days without a new load. Part files are deleted once 
 
 For the portal's per-supply day lookups, `daily` also lives in a supply-sorted DuckDB file
 `parts/daily_base/base-<digest>.duckdb` (rewritten only when more than DAILY_MAX_RECENT_MONTHS months differ from
-it) plus, in each snapshot, `daily_recent`: the months that differ. Readers attach the base (readmodel.snapshots).
+it) plus, in each snapshot, `daily_recent`: the months that differ. Readers attach the base (readmodel.snapshots)
+and fetch a supply's days by the rowid range its `spans` table gives.
 
 Small tables (meta, customers, supplies, monthly, bills, bill_lines, tariffs) are copied into the snapshot.
 """
@@ -51,6 +52,12 @@ _BASE_ALIAS = "read_model_daily_base"
 # it is rewritten when more months than this differ from it, so each snapshot copies at most that many months.
 DAILY_BASE_TABLE = "daily_base"
 DAILY_MAX_RECENT_MONTHS = 3
+# The base's layout: its `daily` carries `day` (days since 1970-01-01) and a `spans` table gives each supply and
+# flow's contiguous rowid range, so a reader fetches one supply's days by rowid instead of filtering a row group.
+# Bases of another layout are rebuilt by the next publish, never reused.
+DAILY_BASE_LAYOUT = "v2"
+# Days since 1970-01-01 of a local date: readers get integers, cheaper to fetch than Python dates.
+DAY_NUMBER_SQL = "CAST(datediff('day', DATE '1970-01-01', local_date) AS INTEGER)"
 SNAPSHOT_ROW_GROUP_SIZE = 8192
 
 # Big tables: one Parquet file per local month. `month_of` gives the local month (first day) of a row; `columns`
@@ -322,7 +329,8 @@ def _daily_layout(
     """Keep the previous base when at most `DAILY_MAX_RECENT_MONTHS` months differ from it (those go into the
     snapshot's `daily_recent`); otherwise write a new base holding every month, once."""
     current = {month: (rows, fingerprint) for month, rows, fingerprint in daily_months}
-    if previous is not None and previous.daily_base is not None and previous.daily_base.exists():
+    if (previous is not None and previous.daily_base is not None and previous.daily_base.exists()
+            and previous.daily_base.name.startswith(f"base-{DAILY_BASE_LAYOUT}-")):
         base_months = previous.daily_base_months
         stale = sorted({month for month in current if base_months.get(month) != current[month]}
                        | {month for month in base_months if month not in current})
@@ -332,7 +340,7 @@ def _daily_layout(
         [[month.isoformat(), rows, fingerprint] for month, (rows, fingerprint) in sorted(current.items())]
     ).encode()).hexdigest()[:20]
     directory = readmodel_dir / PARTS_DIR / DAILY_BASE_TABLE
-    path = directory / f"base-{digest}.duckdb"
+    path = directory / f"base-{DAILY_BASE_LAYOUT}-{digest}.duckdb"
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
         temporary = directory / f".{path.name}.{os.getpid()}.tmp"
@@ -341,9 +349,10 @@ def _daily_layout(
         con.execute(f"ATTACH ? AS {_BASE_ALIAS}", [str(temporary)])
         try:
             con.execute(
-                f"CREATE TABLE {_BASE_ALIAS}.daily AS SELECT {spec['columns']} FROM {spec['source']} "
-                f"ORDER BY {spec['order']}"
+                f"CREATE TABLE {_BASE_ALIAS}.daily AS SELECT {spec['columns']}, {DAY_NUMBER_SQL} AS day "
+                f"FROM {spec['source']} ORDER BY {spec['order']}"
             )
+            _write_daily_spans(con)
             con.execute(f"CHECKPOINT {_BASE_ALIAS}")
         finally:
             con.execute(f"DETACH {_BASE_ALIAS}")
@@ -351,6 +360,22 @@ def _daily_layout(
         os.replace(temporary, path)
         _fsync_dir(directory)
     return _DailyLayout(path, current, [], rebuilt=True)
+
+
+def _write_daily_spans(con: duckdb.DuckDBPyConnection) -> None:
+    """`spans` of the base being written: each supply and flow's first and last rowid. The table was created
+    sorted by supply and flow, so each range is contiguous; that is checked, and without it no `spans` is written
+    (readers then filter by supply instead)."""
+    con.execute(
+        f"CREATE TABLE {_BASE_ALIAS}.spans AS SELECT supply_id, flow, min(rowid) AS first_row, "
+        f"max(rowid) AS last_row, count(*) AS rows FROM {_BASE_ALIAS}.daily GROUP BY supply_id, flow "
+        "ORDER BY supply_id, flow"
+    )
+    broken = con.execute(
+        f"SELECT count(*) FROM {_BASE_ALIAS}.spans WHERE last_row - first_row + 1 <> rows").fetchall()[0][0]
+    if broken:
+        log.warning("daily base: %d supply spans are not contiguous; readers will filter by supply", broken)
+        con.execute(f"DROP TABLE {_BASE_ALIAS}.spans")
 
 
 def _write_parts(
@@ -439,7 +464,8 @@ def _write_snapshot(
             daily = PARTITIONED_TABLES["daily"]
             recent_where = " OR ".join(f"({daily['range']})" for _ in layout.recent_months) or "false"
             con.execute(
-                f"CREATE TABLE {_ALIAS}.daily_recent AS SELECT {daily['columns']} FROM {daily['source']} "
+                f"CREATE TABLE {_ALIAS}.daily_recent AS SELECT {daily['columns']}, {DAY_NUMBER_SQL} AS day "
+                f"FROM {daily['source']} "
                 f"WHERE {recent_where} ORDER BY {daily['order']}",
                 [value for month in layout.recent_months for value in _range_params("daily", month)],
             )

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -272,6 +273,7 @@ class AccountStore:
         self.hasher = password_hasher or PasswordHasher()
         self.clock = clock
         self._dummy_hash: str | None = None
+        self._local = threading.local()
 
     def now(self) -> int:
         return int(self.clock())
@@ -285,14 +287,27 @@ class AccountStore:
             with psycopg.connect(self.url, connect_timeout=10) as raw:  # commits on clean exit
                 yield _Connection(raw, "postgres")
             return
-        raw = sqlite3.connect(self.path, timeout=10)
-        try:
+        with self._sqlite_connection() as raw:  # commits on success, rolls back on error
+            yield _Connection(raw, "sqlite")
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        """This thread's SQLite connection, opened once per thread and process: a fresh connection reads the
+        schema again on its first statement, which every logged-in request would pay for. Never shared across
+        threads, never inherited through fork()."""
+        local = self._local
+        if getattr(local, "raw", None) is None or local.pid != os.getpid():
+            raw = sqlite3.connect(self.path, timeout=10)
             raw.execute("PRAGMA busy_timeout = 10000")
             raw.execute("PRAGMA foreign_keys = ON")
-            with raw:
-                yield _Connection(raw, "sqlite")
-        finally:
+            local.raw, local.pid = raw, os.getpid()
+        return local.raw
+
+    def close(self) -> None:
+        """Close the calling thread's SQLite connection (the next call opens another)."""
+        raw = getattr(self._local, "raw", None)
+        if raw is not None and self._local.pid == os.getpid():
             raw.close()
+        self._local.raw = None
 
     def initialize(self) -> None:
         """Apply pending migrations (idempotent; several workers may call it at once)."""

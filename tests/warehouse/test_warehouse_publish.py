@@ -59,7 +59,7 @@ CONTRACT_COLUMNS = {
     # the publisher's own: the months of `daily` newer than the attached base, and what each part file holds
     "daily_recent": [
         ("supply_id", "VARCHAR"), ("flow", "VARCHAR"), ("local_date", "DATE"), ("kwh", "DOUBLE"),
-        ("intervals", "INTEGER"), ("expected_intervals", "INTEGER"), ("quality", "VARCHAR"),
+        ("intervals", "INTEGER"), ("expected_intervals", "INTEGER"), ("quality", "VARCHAR"), ("day", "INTEGER"),
     ],
     "published_parts": [
         ("table_name", "VARCHAR"), ("month", "DATE"), ("rows", "BIGINT"), ("fingerprint", "UBIGINT"),

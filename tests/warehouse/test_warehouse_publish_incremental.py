@@ -21,9 +21,9 @@ from warehouse.rollups import local_midnight_utc, rebuild_daily
 DAYS = [dt.date(2026, 6, 29), dt.date(2026, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 8, 3)]
 
 
-def _load_day(con, day: dt.date, kwh: float = 0.2) -> None:
+def _load_day(con, day: dt.date, kwh: float = 0.2, supplies=(SUPPLY_A, SUPPLY_B)) -> None:
     rows = []
-    for usage_point in (SUPPLY_A[1], SUPPLY_B[1]):
+    for _, usage_point in supplies:
         rows += local_day_intervals(usage_point, local_midnight_utc(day) + dt.timedelta(minutes=15), 96,
                                     lambda index: kwh + index / 1000)
     upsert_interval_readings(con, intervals_frame(rows))
@@ -158,3 +158,62 @@ def test_daily_base_is_rewritten_when_too_many_months_changed(loaded_con, tmp_pa
     served = _consumption_by_day(readmodel, SUPPLY_B[0])
     assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
         _days_from_view(readmodel, SUPPLY_B[0]))
+
+
+def _base_of(readmodel) -> str:
+    return dict(_snapshot_rows(readmodel, "meta", "key"))["daily_base"]
+
+
+def test_daily_base_gives_each_supply_a_contiguous_row_range(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    publish_read_model(loaded_con, readmodel)
+    base = duckdb.connect(str(readmodel / _base_of(readmodel)), read_only=True)
+    try:
+        for supply_id, flow, first_row, last_row, rows in base.execute("SELECT * FROM spans").fetchall():
+            days = base.execute("SELECT rowid, supply_id, flow FROM daily WHERE rowid BETWEEN ? AND ?",
+                                [first_row, last_row]).fetchall()
+            assert len(days) == rows == 3
+            assert {(row[1], row[2]) for row in days} == {(supply_id, flow)}
+        assert base.execute("SELECT count(*) FROM spans").fetchall()[0][0] == 2
+    finally:
+        base.close()
+
+
+def test_a_supply_new_since_the_base_is_served_from_the_recent_months(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day, supplies=(SUPPLY_A,))
+    publish_read_model(loaded_con, readmodel)
+    _load_day(loaded_con, DAYS[3])  # supply B's first day, in August
+    assert publish_read_model(loaded_con, readmodel).daily_base_rebuilt is False
+    served = _consumption_by_day(readmodel, SUPPLY_B[0])
+    assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
+        _days_from_view(readmodel, SUPPLY_B[0]))
+    assert [day for day, (kwh, _) in served.items() if kwh is not None] == [DAYS[3].isoformat()]
+
+
+def test_a_base_of_the_earlier_layout_is_read_by_supply_then_replaced(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    publish_read_model(loaded_con, readmodel)
+    # What an earlier publisher wrote: no `spans`, a name without the layout.
+    relative = _base_of(readmodel)
+    old_relative = relative.replace(f"base-{publish.DAILY_BASE_LAYOUT}-", "base-")
+    with duckdb.connect(str(readmodel / relative)) as base:
+        base.execute("DROP TABLE spans")
+    (readmodel / relative).rename(readmodel / old_relative)
+    with duckdb.connect(str(readmodel / read_current(readmodel))) as snapshot:
+        snapshot.execute("UPDATE meta SET value = ? WHERE key = 'daily_base'", [old_relative])
+        snapshot.execute("UPDATE published_parts SET path = ? WHERE path = ?", [old_relative, relative])
+    for supply_id in (SUPPLY_A[0], SUPPLY_B[0]):
+        served = _consumption_by_day(readmodel, supply_id)
+        assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
+            _days_from_view(readmodel, supply_id))
+        assert len([kwh for kwh, _ in served.values() if kwh is not None]) == 3
+
+    _load_day(loaded_con, DAYS[3])
+    assert publish_read_model(loaded_con, readmodel).daily_base_rebuilt is True
+    assert _base_of(readmodel).startswith(f"parts/daily_base/base-{publish.DAILY_BASE_LAYOUT}-")
