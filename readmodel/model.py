@@ -536,7 +536,8 @@ class ReadModel:
         # The base holds every month as of when it was written; `daily_recent` replaces the months since changed.
         if recent_months:
             if spans is None:
-                recent_sql, recent_params = f"SELECT {_DAILY_FIELDS}, true FROM daily_recent WHERE {_DAILY_WHERE}", params
+                recent_sql = f"SELECT {_DAILY_FIELDS}, true FROM daily_recent WHERE {_DAILY_WHERE}"
+                recent_params = params
             else:
                 recent_sql = (f"SELECT {_DAILY_BASE_FIELDS}, true FROM daily_recent "
                               "WHERE supply_id = ? AND flow = ? AND day >= ? AND day < ?")
