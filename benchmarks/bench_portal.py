@@ -193,34 +193,34 @@ def main() -> None:
             for client, own in clients:  # warm each worker's connection and page cache once
                 assert client.get(path.format(own)).status_code == 200
             # Alternate short rounds of each endpoint so that drift in the machine's speed (a noisy neighbour,
-            # the page cache) weighs on both sides of the ratio alike.
-            # The CPU each side used is printed too: client and server share the machine's cores.
-            api_ms, health_ms, api_seconds, health_seconds = [], [], 0.0, 0.0
-            cpu = {"api": [0.0, 0.0], "healthz": [0.0, 0.0]}  # server, client seconds
+            # the page cache) weighs on both sides of the ratio alike. The CPU each side used is printed too:
+            # client and server share the machine's cores.
+            endpoints = {"/healthz": lambda own: "/healthz", "13-month daily consumption": path.format}
+            totals = {name: {"ms": [], "seconds": 0.0, "server": 0.0, "client": 0.0} for name in endpoints}
             pid = service.process.pid
             for _ in range(rounds):
-                for name, path_of, into in (("api", lambda own: path.format(own), api_ms),
-                                            ("healthz", lambda own: "/healthz", health_ms)):
+                for name, path_of in reversed(endpoints.items()):
                     server_before, client_before = server_cpu_seconds(pid), time.process_time()
                     rate, latencies = load(threads, path_of, seconds / rounds)
-                    cpu[name][0] += server_cpu_seconds(pid) - server_before
-                    cpu[name][1] += time.process_time() - client_before
-                    into += latencies
-                    if name == "api":
-                        api_seconds += len(latencies) / rate
-                    else:
-                        health_seconds += len(latencies) / rate
-            api_rate, health_rate = len(api_ms) / api_seconds, len(health_ms) / health_seconds
-            print(f"gunicorn: {workers} workers x 4 threads; {client_count} client threads, {seconds:.0f} s each "
-                  f"in {rounds} alternating rounds")
-            for name, rate, latencies in (("/healthz", health_rate, health_ms),
-                                          ("13-month daily consumption", api_rate, api_ms)):
-                print(f"{name:28s} {rate:8.1f} req/s   p50 {percentile(latencies, 0.5):7.1f} ms   "
-                      f"p99 {percentile(latencies, 0.99):7.1f} ms   ({len(latencies)} requests)")
-            for name, requests in (("/healthz", len(health_ms)), ("13-month daily consumption", len(api_ms))):
-                server, client = cpu["healthz" if name == "/healthz" else "api"]
-                print(f"{name:28s} CPU per request: server {server / requests * 1000:5.2f} ms, "
-                      f"client {client / requests * 1000:5.2f} ms")
+                    tally = totals[name]
+                    tally["server"] += server_cpu_seconds(pid) - server_before
+                    tally["client"] += time.process_time() - client_before
+                    tally["ms"] += latencies
+                    tally["seconds"] += len(latencies) / rate
+            threads_per_worker = os.environ.get("PORTAL_THREADS", "4")
+            print(f"gunicorn: {workers} workers x {threads_per_worker} threads; {client_count} client threads, "
+                  f"{seconds:.0f} s each in {rounds} alternating rounds")
+            for name, tally in totals.items():
+                latencies, requests = tally["ms"], len(tally["ms"])
+                print(f"{name:28s} {requests / tally['seconds']:8.1f} req/s   p50 {percentile(latencies, 0.5):7.1f} ms"
+                      f"   p99 {percentile(latencies, 0.99):7.1f} ms   ({requests} requests)")
+            for name, tally in totals.items():
+                requests = len(tally["ms"])
+                print(f"{name:28s} CPU per request: server {tally['server'] / requests * 1000:5.2f} ms, "
+                      f"client {tally['client'] / requests * 1000:5.2f} ms")
+            health, api = totals["/healthz"], totals["13-month daily consumption"]
+            api_ms, health_ms = api["ms"], health["ms"]
+            api_rate, health_rate = len(api_ms) / api["seconds"], len(health_ms) / health["seconds"]
             ratio = api_rate / health_rate
             p99_ratio = percentile(api_ms, 0.99) / percentile(health_ms, 0.99)
             print(f"throughput ratio consumption / healthz: {ratio:.2f} (goal >= 0.5)")

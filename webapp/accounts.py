@@ -302,13 +302,6 @@ class AccountStore:
             local.raw, local.pid = raw, os.getpid()
         return local.raw
 
-    def close(self) -> None:
-        """Close the calling thread's SQLite connection (the next call opens another)."""
-        raw = getattr(self._local, "raw", None)
-        if raw is not None and self._local.pid == os.getpid():
-            raw.close()
-        self._local.raw = None
-
     def initialize(self) -> None:
         """Apply pending migrations (idempotent; several workers may call it at once)."""
         if self.engine == "sqlite":
