@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import functools
 import json
+import logging
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from readmodel import day_columns
+from readmodel.day_columns import DayColumns, DayColumnsError
 from readmodel.snapshots import ReadModelUnavailable, SnapshotConnections
 from readmodel.timeutil import (
     TIMEZONE_NAME,
@@ -31,6 +34,8 @@ from readmodel.timeutil import (
     local_midnight_utc,
     to_local_iso,
 )
+
+log = logging.getLogger(__name__)
 
 GRANULARITIES = ("15min", "hour", "day", "month", "billing_period")
 FLOWS = ("delivered", "received", "net")
@@ -119,7 +124,7 @@ class ReadModel:
         self._facts_lock = threading.Lock()
         self._supplies_lock = threading.Lock()
         self._spans_lock = threading.Lock()
-        self._spans_by_base: dict[str, dict[str, int] | None] = {}
+        self._base_index: dict[str, tuple[dict[str, int] | None, DayColumns | None]] = {}
 
     def _cached(self, key, compute):
         """`compute()` once per snapshot (the one this thread's connection is on)."""
@@ -370,6 +375,14 @@ class ReadModel:
         if from_date >= to_date:
             raise ValueError("from_date must be before to_date")
         connection = self._connections.connection()
+        if granularity == "day" and flow != "net":  # the busiest call: one pass, see `_priced_day_points`
+            rate_of = self._rate_of(connection, supply_id, supply)
+            points = _priced_day_points(
+                self._daily_by_day(connection, supply_id, from_date, to_date, flow),
+                from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL,
+                rate_of, received=flow == "received")
+            return self._series(connection, supply_id, granularity, from_date, to_date, flow, rate_of is not None,
+                                points)
         if flow == "net":
             delivered = self._points(connection, supply_id, granularity, from_date, to_date, "delivered")
             if (supply or {}).get("has_solar") or self._supply_has_received_channel(connection, supply_id):
@@ -387,6 +400,10 @@ class ReadModel:
             kwh = point["kwh"]
             point["kwh"] = None if kwh is None else round6(float(kwh))  # round_kwh, inlined: ~400 points
             point["clp"] = clp
+        return self._series(connection, supply_id, granularity, from_date, to_date, flow, costs is not None, points)
+
+    def _series(self, connection, supply_id, granularity, from_date, to_date, flow, prices_available,
+                points) -> dict:
         return {
             "supply_id": supply_id,
             "unit": "kWh",
@@ -396,7 +413,7 @@ class ReadModel:
             "from": from_date.isoformat(),
             "to": to_date.isoformat(),
             "flow": flow,
-            "prices_available": costs is not None,
+            "prices_available": prices_available,
             "points": points,
         }
 
@@ -407,19 +424,9 @@ class ReadModel:
 
         Each day is priced with the tariff in force that day, so a tariff change never rewrites the past.
         """
-        if not self._has_table(connection, "tariffs"):
+        rate_of = self._rate_of(connection, supply_id, supply)
+        if rate_of is None:
             return None
-        if supply is not None and "tariff" in supply:
-            tariff = supply["tariff"]
-        else:
-            row = self._supply_row(supply_id)
-            if row is None:
-                return None
-            tariff = row[SUPPLY_COLUMNS.index("tariff")]
-        schedule = self._tariffs(connection, tariff)
-        if not schedule:
-            return None
-        rate_of = _rate_lookup(schedule)
         if granularity in ("15min", "hour", "day"):
             return _priced_points(points, per_flow, rate_of)
         daily_by_flow = {
@@ -436,6 +443,20 @@ class ReadModel:
             known = [day_cost[day] for day in date_range(first, stop) if day_cost.get(day) is not None]
             costs.append(int(round(sum(known))) if known else None)
         return costs
+
+    def _rate_of(self, connection, supply_id, supply: dict | None = None):
+        """`_rate_lookup` of the supply's tariff schedule, or None when the snapshot prices nothing for it."""
+        if not self._has_table(connection, "tariffs"):
+            return None
+        if supply is not None and "tariff" in supply:
+            tariff = supply["tariff"]
+        else:
+            row = self._supply_row(supply_id)
+            if row is None:
+                return None
+            tariff = row[SUPPLY_COLUMNS.index("tariff")]
+        schedule = self._tariffs(connection, tariff)
+        return _rate_lookup(schedule) if schedule else None
 
     def _supply_has_received_channel(self, connection, supply_id: str) -> bool:
         """A supply without solar has no export channel: its net equals delivered, not 'missing'."""
@@ -519,20 +540,32 @@ class ReadModel:
         if recent_months is None:  # no supply-sorted base: the `daily` view over the month files
             rows = self._query(connection, f"SELECT {_DAILY_FIELDS} FROM daily WHERE {_DAILY_WHERE}", params)
             return {row[0]: row[1:] for row in rows}
-        spans = self._daily_spans(connection)
-        if spans is None:  # a base of the earlier layout: filter it by supply
+        spans, columns = self._daily_base_index(connection)
+        first_day, stop_day = from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL
+        span = None if spans is None else spans.get(f"{supply_id}\x1f{flow}")
+        if columns is not None:  # the base's day columns, mapped: no query for the base's part
+            days = {} if span is None else columns.days(
+                span >> _SPAN_ROWS_BITS, span & _SPAN_ROWS_MASK, first_day, stop_day)
+            if not recent_months:
+                return days
+            recent = self._query(
+                connection, f"SELECT {_DAILY_BASE_FIELDS} FROM daily_recent "
+                            "WHERE supply_id = ? AND flow = ? AND day >= ? AND day < ?",
+                [supply_id, flow, first_day, stop_day])
+            recent_days = self._daily_recent_days(connection)
+            days = {day: row for day, row in days.items() if day not in recent_days}
+            days.update((row[0], row[1:5]) for row in recent)
+            return days
+        if spans is None:  # a base of the earliest layout: filter it by supply
             base_sql, base_params = f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params
+        elif span is None:
+            base_sql, base_params = None, []
         else:
-            span = spans.get(f"{supply_id}\x1f{flow}")
-            first_day, stop_day = from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL
-            if span is None:
-                base_sql, base_params = None, []
-            else:
-                first_row = span >> _SPAN_ROWS_BITS
-                last_row = first_row + (span & _SPAN_ROWS_MASK) - 1
-                base_sql = (f"SELECT {_DAILY_BASE_FIELDS}, false FROM daily_base.daily "
-                            "WHERE rowid BETWEEN ? AND ? AND day >= ? AND day < ?")
-                base_params = [first_row, last_row, first_day, stop_day]
+            first_row = span >> _SPAN_ROWS_BITS
+            last_row = first_row + (span & _SPAN_ROWS_MASK) - 1
+            base_sql = (f"SELECT {_DAILY_BASE_FIELDS}, false FROM daily_base.daily "
+                        "WHERE rowid BETWEEN ? AND ? AND day >= ? AND day < ?")
+            base_params = [first_row, last_row, first_day, stop_day]
         # The base holds every month as of when it was written; `daily_recent` replaces the months since changed.
         if recent_months:
             if spans is None:
@@ -575,16 +608,28 @@ class ReadModel:
             return None
         return frozenset((month.year, month.month) for month in map(date.fromisoformat, json.loads(rows[0][0])))
 
-    def _daily_spans(self, connection) -> dict[str, int] | None:
-        """The attached daily base's rowid range of each supply and flow (key `supply_id + "\\x1f" + flow`,
-        value first_row << 24 | rows), or None for a base without `spans`. Read once per base file and process:
-        bases outlive many snapshots. ~12 MB for 100,000 supplies."""
+    def _daily_base_index(self, connection) -> tuple[dict[str, int] | None, DayColumns | None]:
+        """The attached daily base's rowid range of each supply and flow (key `supply_id + "\\x1f" + flow`, value
+        first_row << 24 | rows; None for a base without `spans`) and its mapped day columns (None for a base
+        without them). Read once per base file and process: bases outlive many snapshots. The spans take ~12 MB
+        for 100,000 supplies; the columns are a file mapping, shared through the page cache."""
         base = self._cached("daily_base_name", lambda: self._query(
             connection, "SELECT value FROM meta WHERE key = 'daily_base'")[0][0])
         with self._spans_lock:
-            if base not in self._spans_by_base:
-                self._spans_by_base = {base: self._read_daily_spans(connection)}  # the previous base is done with
-            return self._spans_by_base[base]
+            if base not in self._base_index:
+                spans = self._read_daily_spans(connection)
+                self._base_index = {base: (spans, None if spans is None else self._open_day_columns(base))}
+            return self._base_index[base]  # (the previous base is done with)
+
+    def _open_day_columns(self, base: str) -> DayColumns | None:
+        path = (self.readmodel_dir / base).with_suffix(day_columns.SUFFIX)
+        if not path.is_file():
+            return None
+        try:
+            return DayColumns(path)
+        except (OSError, DayColumnsError) as error:  # read the base through DuckDB instead
+            log.warning("daily base day columns %s unusable: %s", path, error)
+            return None
 
     def _read_daily_spans(self, connection) -> dict[str, int] | None:
         if not self._query(connection, "SELECT 1 FROM duckdb_tables() WHERE database_name = 'daily_base' "
@@ -611,22 +656,9 @@ class ReadModel:
         return kwh, quality if quality in _QUALITY_RANK else "missing"
 
     def _day_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
-        """One point per local day; `_day_quality` inlined (the 13-month day series is the portal's busiest call)."""
-        daily = self._daily_by_day(connection, supply_id, from_date, to_date, flow)
-        points = []
-        append, day_row, bounds = points.append, daily.get, _day_bounds_of_number
-        for day in range(from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL):
-            row = day_row(day)
-            if row is None:
-                kwh, quality = None, "missing"
-            else:
-                kwh, intervals, expected_intervals, quality = row
-                if (kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
-                        or quality not in _QUALITY_RANK):
-                    quality = "missing"
-            start, end = bounds(day)
-            append({"start": start, "end": end, "kwh": kwh, "quality": quality})
-        return points
+        """One point per local day."""
+        return _day_points(self._daily_by_day(connection, supply_id, from_date, to_date, flow),
+                           from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL)
 
     def _month_points(self, connection, supply_id, from_date, to_date, flow) -> list[dict]:
         """Whole months come from `monthly`; months cut by the window edges are summed from `daily`."""
@@ -807,6 +839,72 @@ def _priced_points(points: list[dict], per_flow: dict[str, list[dict]], rate_of)
                 total += float(kwh) * rate[0]
         append(int(round(total * iva_factor)) if known else None)
     return costs
+
+
+def _day_points(daily: dict[int, tuple], first_day: int, stop_day: int) -> list[dict]:
+    """One point per day number in [first_day, stop_day) from `_daily_by_day`'s rows; `_day_quality` inlined."""
+    points = []
+    append, day_row, bounds = points.append, daily.get, _day_bounds_of_number
+    for day in range(first_day, stop_day):
+        row = day_row(day)
+        if row is None:
+            kwh, quality = None, "missing"
+        else:
+            kwh, intervals, expected_intervals, quality = row
+            if (kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
+                    or quality not in _QUALITY_RANK):
+                quality = "missing"
+        start, end = bounds(day)
+        append({"start": start, "end": end, "kwh": kwh, "quality": quality})
+    return points
+
+
+def _priced_day_points(daily: dict[int, tuple], first_day: int, stop_day: int, rate_of, received: bool) -> list:
+    """The finished points of a one-flow day series over day numbers [first_day, stop_day): what `_day_points`,
+    `_priced_points` (None `rate_of`: no prices) and rounding the kWh with `round6` give, in one pass: the same
+    arithmetic in the same order, so the same numbers, for the portal's busiest call."""
+    iva_factor = 1 + IVA_RATE
+    if rate_of is None:
+        breaks = []
+    else:
+        epoch = _EPOCH_ORDINAL
+        breaks = [date.fromisoformat(text).toordinal() - epoch for text in rate_of.breakpoints]
+    points = []
+    append, day_row, bounds, rank = points.append, daily.get, _day_bounds_of_number, _QUALITY_RANK
+    next_break, price = first_day, None  # the rate is looked up again at each breakpoint the days cross
+    for day in range(first_day, stop_day):
+        if day >= next_break:
+            index = bisect_right(breaks, day)
+            next_break = breaks[index] if index < len(breaks) else stop_day
+            row = None if rate_of is None else rate_of(date.fromordinal(_EPOCH_ORDINAL + day))
+            price = None if row is None else (
+                row["injection_clp_per_kwh"] or 0.0 if received else row["energy_clp_per_kwh"] or 0.0)
+        row = day_row(day)
+        if row is None:
+            kwh, quality, clp = None, "missing", None
+        else:
+            kwh, intervals, expected_intervals, quality = row
+            if (kwh is None or (expected_intervals is not None and (intervals or 0) < expected_intervals)
+                    or quality not in rank):
+                quality = "missing"
+            if kwh is None:
+                clp = None
+            else:
+                kwh = float(kwh)
+                if price is None:
+                    clp = None
+                else:
+                    clp = int(round((0.0 - kwh * price if received else kwh * price) * iva_factor))
+                # round6(kwh), inlined
+                scaled = kwh * 1e6
+                if -1e15 < scaled < 1e15 and (nearest := round(scaled)) and (
+                        abs(scaled - nearest) < 0.5 - abs(scaled) * 4.5e-16):
+                    kwh = nearest / 1e6
+                else:
+                    kwh = round(kwh, 6)
+        start, end = bounds(day)
+        append({"start": start, "end": end, "kwh": kwh, "quality": quality, "clp": clp})
+    return points
 
 
 def _net_point(delivered: dict, received: dict) -> dict:

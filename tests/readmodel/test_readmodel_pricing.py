@@ -1,6 +1,8 @@
 """The series arithmetic's shortcuts give exactly what the plain computation gives: pesos priced per stretch between
 tariff breakpoints (`_priced_points`) equal pricing each point on its own day (`_priced`), whatever the schedule
-(gaps, overlapping rows, open ends, one flow or both); `round6` equals `round(value, 6)`."""
+(gaps, overlapping rows, open ends, one flow or both); the one-pass day series (`_priced_day_points`) equals
+building the day points, pricing them and rounding their kWh one step after another; `round6` equals
+`round(value, 6)`."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from readmodel.model import _priced, _priced_points, _rate_lookup, round6
+from readmodel.model import (
+    _EPOCH_ORDINAL,
+    _day_points,
+    _priced,
+    _priced_day_points,
+    _priced_points,
+    _rate_lookup,
+    round6,
+)
 
 FIRST = dt.date(2025, 1, 1)
 
@@ -48,6 +58,31 @@ def test_series_pricing_equals_pricing_each_day_alone(schedule, days, both_flows
     expected = [_priced({flow: series[index]["kwh"] for flow, series in per_flow.items()}, day, rate_of)
                 for index, day in enumerate(dates)]
     assert _priced_points(per_flow["delivered"], per_flow, rate_of) == expected
+
+
+daily_rows = st.one_of(st.none(), st.tuples(
+    st.one_of(st.none(), st.floats(-5, 80, allow_nan=False), st.integers(0, 10**7).map(lambda n: (n + 0.5) / 10**6)),
+    st.one_of(st.none(), st.integers(0, 100)),
+    st.one_of(st.none(), st.integers(0, 100)),
+    st.one_of(st.none(), st.sampled_from(["actual", "edited", "estimated", "missing", "questionable"])),
+))
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedule=st.one_of(st.none(), schedules()), rows=st.lists(daily_rows, min_size=1, max_size=70),
+       received=st.booleans(), first_offset=st.integers(0, 380))
+def test_the_one_pass_day_series_equals_the_steps_one_after_another(schedule, rows, received, first_offset):
+    first_day = (FIRST + dt.timedelta(days=first_offset)).toordinal() - _EPOCH_ORDINAL
+    daily = {first_day + index: row for index, row in enumerate(rows) if row is not None}
+    stop_day = first_day + len(rows)
+    rate_of = None if schedule is None else _rate_lookup(schedule)
+    flow = "received" if received else "delivered"
+    expected = _day_points(daily, first_day, stop_day)
+    costs = [None] * len(expected) if rate_of is None else _priced_points(expected, {flow: expected}, rate_of)
+    for point, clp in zip(expected, costs, strict=True):
+        point["kwh"] = None if point["kwh"] is None else round6(float(point["kwh"]))
+        point["clp"] = clp
+    assert _priced_day_points(daily, first_day, stop_day, rate_of, received) == expected
 
 
 def test_a_tariff_change_mid_series_prices_each_side_at_its_own_rate():

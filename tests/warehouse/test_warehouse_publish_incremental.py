@@ -13,6 +13,7 @@ import pytest
 from warehouse_frames import SUPPLY_A, SUPPLY_B, intervals_frame, local_day_intervals
 
 from readmodel import ReadModel
+from readmodel.day_columns import DayColumns
 from warehouse import publish
 from warehouse.loads import upsert_interval_readings
 from warehouse.publish import publish_read_model, read_current
@@ -194,16 +195,19 @@ def test_a_supply_new_since_the_base_is_served_from_the_recent_months(loaded_con
     assert [day for day, (kwh, _) in served.items() if kwh is not None] == [DAYS[3].isoformat()]
 
 
-def test_a_base_of_the_earlier_layout_is_read_by_supply_then_replaced(loaded_con, tmp_path):
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_a_base_of_an_earlier_layout_is_read_the_same_then_replaced(loaded_con, tmp_path, layout):
     readmodel = tmp_path / "readmodel"
     for day in DAYS[:3]:
         _load_day(loaded_con, day)
     publish_read_model(loaded_con, readmodel)
-    # What an earlier publisher wrote: no `spans`, a name without the layout.
+    # What an earlier publisher wrote: v2 had `spans` but no day columns; v1 neither, and no layout in the name.
     relative = _base_of(readmodel)
-    old_relative = relative.replace(f"base-{publish.DAILY_BASE_LAYOUT}-", "base-")
-    with duckdb.connect(str(readmodel / relative)) as base:
-        base.execute("DROP TABLE spans")
+    old_relative = relative.replace(f"base-{publish.DAILY_BASE_LAYOUT}-", "base-v2-" if layout == "v2" else "base-")
+    publish.day_columns_path(readmodel / relative).unlink()
+    if layout == "v1":
+        with duckdb.connect(str(readmodel / relative)) as base:
+            base.execute("DROP TABLE spans")
     (readmodel / relative).rename(readmodel / old_relative)
     with duckdb.connect(str(readmodel / read_current(readmodel))) as snapshot:
         snapshot.execute("UPDATE meta SET value = ? WHERE key = 'daily_base'", [old_relative])
@@ -217,3 +221,68 @@ def test_a_base_of_the_earlier_layout_is_read_by_supply_then_replaced(loaded_con
     _load_day(loaded_con, DAYS[3])
     assert publish_read_model(loaded_con, readmodel).daily_base_rebuilt is True
     assert _base_of(readmodel).startswith(f"parts/daily_base/base-{publish.DAILY_BASE_LAYOUT}-")
+    assert publish.day_columns_path(readmodel / _base_of(readmodel)).is_file()
+
+
+def test_day_columns_beside_the_base_hold_its_rows_and_are_what_the_portal_reads(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    _load_day(loaded_con, DAYS[3], supplies=(SUPPLY_A,))
+    publish_read_model(loaded_con, readmodel)
+    base_path = readmodel / _base_of(readmodel)
+    columns = DayColumns(publish.day_columns_path(base_path))
+    with duckdb.connect(str(base_path), read_only=True) as base:
+        spans = base.execute("SELECT supply_id, flow, first_row, rows FROM spans").fetchall()
+        assert columns.rows == base.execute("SELECT count(*) FROM daily").fetchall()[0][0] == 7  # 3 + 3 + 1 days
+        for supply_id, flow, first_row, rows in spans:
+            stored = base.execute(
+                "SELECT day, kwh, intervals, expected_intervals, quality FROM daily WHERE supply_id = ? AND flow = ?",
+                [supply_id, flow]).fetchall()
+            assert columns.days(first_row, rows, -10**6, 10**6) == {row[0]: row[1:] for row in stored}
+            # the window is cut by day: the first day alone, then nothing
+            assert list(columns.days(first_row, rows, stored[0][0], stored[0][0] + 1)) == [stored[0][0]]
+            assert columns.days(first_row, rows, 0, stored[0][0]) == {}
+    model = ReadModel(readmodel)
+    try:
+        model.consumption(SUPPLY_A[0], "day", DAYS[0], DAYS[3])
+        spans_held, columns_held = model._daily_base_index(model._connections.connection())
+        assert columns_held is not None and len(spans_held) == len(spans)
+    finally:
+        model.close()
+    served = _consumption_by_day(readmodel, SUPPLY_A[0])
+    assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
+        _days_from_view(readmodel, SUPPLY_A[0]))
+
+
+def test_unusable_day_columns_are_read_around_through_the_base(loaded_con, tmp_path, caplog):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    publish_read_model(loaded_con, readmodel)
+    expected = _consumption_by_day(readmodel, SUPPLY_A[0])
+    columns_path = publish.day_columns_path(readmodel / _base_of(readmodel))
+    columns_path.write_bytes(columns_path.read_bytes()[:-1])  # one byte short
+    assert _consumption_by_day(readmodel, SUPPLY_A[0]) == expected
+    assert "unusable" in caplog.text
+    columns_path.unlink()
+    assert _consumption_by_day(readmodel, SUPPLY_A[0]) == expected
+
+
+def test_a_replaced_base_goes_with_its_day_columns(loaded_con, tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "DAILY_MAX_RECENT_MONTHS", 0)
+    readmodel = tmp_path / "readmodel"
+    _load_day(loaded_con, DAYS[0])
+    first_base = readmodel / _base_of_publish(loaded_con, readmodel)
+    for day in DAYS[1:]:
+        _load_day(loaded_con, day)
+        publish_read_model(loaded_con, readmodel)
+    publish.clean_old_snapshots(readmodel, keep=1, min_age_seconds=0)
+    assert not first_base.exists() and not publish.day_columns_path(first_base).exists()
+    current = readmodel / _base_of(readmodel)
+    assert current.exists() and publish.day_columns_path(current).exists()
+
+
+def _base_of_publish(con, readmodel) -> str:
+    publish_read_model(con, readmodel)
+    return _base_of(readmodel)
