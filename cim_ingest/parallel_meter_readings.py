@@ -268,15 +268,117 @@ class _PieceReader:
         columns.reading_type.extend([reading_type.code] * readings)
 
 
-def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """Typed interval and register frames of one piece, or None when the reference parser must read it."""
+_WS = "[ \t\r\n]*+"  # whitespace between elements (tails lxml would give, and the readers ignore)
+# Character data the text reader takes as is: ASCII letters, digits, `:.+-_/,`, space, tab and newline. No `&`
+# (entities), `<`, `]` (`]]>`), CR (line-end normalisation), other controls or non-ASCII: a text holding
+# anything else sends the piece to lxml, which knows what such characters mean or which are not allowed.
+_TEXT = "[0-9A-Za-z:.+\\-_/, \t\n]++"
+_REF = "[0-9A-Za-z.:_\\-]*+"
+
+
+class _TextReader:
+    """Regular MeterReading elements read from the piece's text by a grammar, without building a tree.
+
+    The whole piece must match (`fullmatch`) a strict subset of XML: MeterReading elements holding IntervalBlocks
+    (IntervalReadings of exactly a timeStamp then a value, and one `ReadingType ref` anywhere among them), at most
+    one Meter and one UsagePoint (each exactly an mRID), whitespace between elements, every element with the
+    prefix of the cut's MeterReading end tag and no attribute but `ref` (so no namespace is declared inside the
+    piece), and texts of the characters in `_TEXT` only. Such a piece is well-formed XML whose tree holds exactly
+    what the matched texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece that
+    does not match goes to lxml. Parsing a regular piece this way costs about half of lxml plus `_PieceReader`.
+    """
+
+    _cache: dict[str, "_TextReader"] = {}
+
+    def __init__(self, prefix: str):
+        tag = {name: f"{prefix}{name}" for name in
+               ("MeterReading", "IntervalBlocks", "IntervalReadings", "timeStamp", "value", "ReadingType",
+                "UsagePoint", "Meter", "mRID")}
+
+        def element(name: str, content: str) -> str:
+            return f"<{tag[name]}>{content}</{tag[name]}>"
+
+        reading = element("IntervalReadings", f"{_WS}{element('timeStamp', _TEXT)}{_WS}{element('value', _TEXT)}{_WS}")
+        reading_type = (f"<{tag['ReadingType']}[ \t\r\n]++ref{_WS}={_WS}(?:\"{_REF}\"|'{_REF}'){_WS}"
+                        f"(?:/>|></{tag['ReadingType']}>)")
+        block = element("IntervalBlocks", f"{_WS}(?:{reading}{_WS})*+{reading_type}{_WS}(?:{reading}{_WS})*+")
+        mrid = f"{_WS}{element('mRID', _TEXT)}{_WS}"
+        meter_reading = element(
+            "MeterReading", f"{_WS}(?:(?:{block}|{element('Meter', mrid)}|{element('UsagePoint', mrid)}){_WS})*+")
+        self.piece = re.compile(f"{_WS}(?:{meter_reading}{_WS})*+")
+        self.tag = {name: f"<{value}>" for name, value in tag.items()}
+        self.end_tag = {name: f"</{value}>" for name, value in tag.items()}
+        self.timestamps = re.compile(f"<{tag['timeStamp']}>({_TEXT})</")
+        self.values = re.compile(f"<{tag['value']}>({_TEXT})</")
+        self.ref = re.compile(f"<{tag['ReadingType']}[ \t\r\n]++ref{_WS}={_WS}[\"']({_REF})[\"']")
+        self.mrid = re.compile(f"<{tag['mRID']}>({_TEXT})</")
+
+    @classmethod
+    def of(cls, prefix: str) -> "_TextReader":
+        reader = cls._cache.get(prefix)
+        if reader is None:
+            reader = cls._cache[prefix] = cls(prefix)
+        return reader
+
+    def read(self, piece: bytes) -> _Columns:
+        try:
+            text = piece.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotExact from None
+        if self.piece.fullmatch(text) is None:
+            raise _NotExact
+        columns = _Columns()
+        open_reading, close_reading = self.tag["MeterReading"], self.end_tag["MeterReading"]
+        open_block, close_block = self.tag["IntervalBlocks"], self.end_tag["IntervalBlocks"]
+        start = text.find(open_reading)
+        while start != -1:  # the grammar holds: tags are where these finds say, and texts hold no '<'
+            end = text.index(close_reading, start)
+            usage_point, meter = self._mrid_in(text, "UsagePoint", start, end), self._mrid_in(text, "Meter", start, end)
+            mark = len(columns)
+            block_start = text.find(open_block, start, end)
+            while block_start != -1:
+                block_end = text.index(close_block, block_start)
+                reading_type = energy_reading_type(self.ref.search(text, block_start, block_end).group(1).strip())
+                if not reading_type.is_interval:
+                    raise _NotExact
+                timestamps = self.timestamps.findall(text, block_start, block_end)
+                columns.timestamp.extend(timestamps)
+                columns.value.extend(self.values.findall(text, block_start, block_end))
+                columns.reading_type.extend([reading_type.code] * len(timestamps))
+                block_start = text.find(open_block, block_end, end)
+            added = len(columns) - mark
+            if added and usage_point is None:
+                raise _NotExact
+            columns.usage_point.extend([usage_point] * added)
+            columns.meter.extend([meter] * added)
+            start = text.find(open_reading, end)
+        columns.codes.extend([""] * len(columns))
+        return columns
+
+    def _mrid_in(self, text: str, name: str, start: int, end: int) -> str | None:
+        """The mRID of the MeterReading's `name` child, if any (two of them: lxml decides)."""
+        found = text.find(self.tag[name], start, end)
+        if found == -1:
+            return None
+        if text.find(self.tag[name], found + 1, end) != -1:
+            raise _NotExact
+        return self.mrid.search(text, found, end).group(1).strip() or None
+
+
+def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
+                 prefix: str = "") -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Typed interval and register frames of one piece, or None when the reference parser must read it.
+    `prefix` is the one the cut's MeterReading end tag carries (`m:`, or "" for the default namespace)."""
     try:
-        parser = safe_feed_parser()
-        for part in (wrapper[0], piece, wrapper[1]):  # fed in turn: no copy of the piece
-            parser.feed(part)
-        root = parser.close()
-        intervals, registers = _PieceReader.of(namespace).read(root)
-        del root
+        try:
+            intervals, registers = _TextReader.of(prefix).read(piece), _Columns()
+        except _NotExact:
+            parser = safe_feed_parser()
+            for part in (wrapper[0], piece, wrapper[1]):  # fed in turn: no copy of the piece
+                parser.feed(part)
+            root = parser.close()
+            intervals, registers = _PieceReader.of(namespace).read(root)
+            del root
         interval_frame = _typed_frame(intervals, is_interval=True) if len(intervals) else None
         register_frame = _typed_frame(registers, is_interval=False) if len(registers) else None
     except Exception:  # any doubt: the reference parser decides, with its own error message
@@ -339,16 +441,17 @@ def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers:
                    size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     wrapper = layout.wrapper()
     namespace = layout.namespaces.get(_prefix_of(layout), "")
+    prefix = f"{_prefix_of(layout)}:" if _prefix_of(layout) else ""
     workers = workers or WORKERS
     pieces = _pieces(handle, layout, piece_bytes)
     if workers <= 1 or size < PARALLEL_MIN_BYTES:
         for piece in pieces:
-            yield _exactly(piece, _parse_piece(piece, wrapper, namespace), layout)
+            yield _exactly(piece, _parse_piece(piece, wrapper, namespace, prefix), layout)
         return
     with _pool(workers) as pool:
         pending: list[tuple[bytes, Future]] = []
         for piece in pieces:
-            pending.append((piece, pool.submit(_parse_piece, piece, wrapper, namespace)))
+            pending.append((piece, pool.submit(_parse_piece, piece, wrapper, namespace, prefix)))
             if len(pending) > workers:
                 done_piece, future = pending.pop(0)
                 yield _exactly(done_piece, future.result(), layout)

@@ -7,12 +7,14 @@ worker processes)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from cim_ingest import parallel_meter_readings as parallel
 from cim_ingest.errors import CimError
@@ -70,6 +72,73 @@ def test_regular_blocks_are_read_by_the_fast_path_and_match(tmp_path):
     reference, batches = both(path)
     assert_same(reference, batches)
     assert combined(batches, "intervals").height == 5 * 192
+
+
+def _columns(columns) -> tuple:
+    return (columns.usage_point, columns.meter, columns.reading_type, columns.timestamp, columns.value,
+            columns.codes)
+
+
+def _prefixed(path: Path, prefix: str = "m") -> Path:
+    """The same message with the MeterReadings namespace bound to `prefix` instead of being the default."""
+    text = path.read_text(encoding="utf-8")
+    head, payload = text.split("<MeterReadings ", 1)
+    payload = re.sub(r"<(/?)(?=[A-Za-z])", rf"<\1{prefix}:", "<MeterReadings " + payload)
+    payload = payload.replace(f"<{prefix}:MeterReadings xmlns=", f"<{prefix}:MeterReadings xmlns:{prefix}=", 1)
+    body, _, tail = payload.rpartition(f"</{prefix}:MeterReadings>")
+    tail = re.sub(rf"<(/?){prefix}:", r"<\1", tail)  # the envelope after the payload keeps its default namespace
+    path.write_text(head + body + f"</{prefix}:MeterReadings>" + tail, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shape", ["plain", "pretty-printed", "prefixed"])
+def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shape):
+    path = write(tmp_path / "regular.xml", [regular_reading(i, days=2) for i in range(4)])
+    if shape == "pretty-printed":
+        edited(path, "<IntervalReadings>", "\n   <IntervalReadings>\r\n\t", count=-1)
+        edited(path, "<ReadingType ref=", "\n <ReadingType  ref = ")
+    if shape == "prefixed":
+        _prefixed(path)
+    with open(path, "rb") as handle:
+        layout = parallel._layout(handle, path.stat().st_size)
+        pieces = list(parallel._pieces(handle, layout, 64))
+    prefix = "m:" if shape == "prefixed" else ""
+    namespace = layout.namespaces["m" if shape == "prefixed" else None]
+    for piece in pieces:
+        from_text = parallel._TextReader.of(prefix).read(piece)  # raises when the grammar refuses the piece
+        tree = etree.fromstring(b"".join((layout.wrapper()[0], piece, layout.wrapper()[1])))
+        from_tree, _ = parallel._PieceReader.of(namespace).read(tree)
+        assert len(from_text) == 192 and _columns(from_text) == _columns(from_tree)
+    reference, batches = both(path)
+    assert_same(reference, batches)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("<value>0.001</value>", "<value>0.00&#49;</value>"),  # a character reference
+        ("<value>0.001</value>", "<value>0.001\r</value>"),  # a carriage return lxml turns into a newline
+        ("<mRID>meter-0001</mRID>", "<mRID>medidor-año</mRID>"),  # beyond ASCII
+        ("<value>0.001</value>", "<value>0.001</value><value>0.002</value>"),  # a second value
+        ("<ReadingType ref=", "<ReadingType kind=\"x\" ref="),  # another attribute
+        ("<UsagePoint>", "<UsagePoint><mRID>up-x</mRID></UsagePoint><UsagePoint>"),  # two usage points
+        ("<Meter><mRID>meter-0001</mRID>", "<Meter><mRID>meter-0001</mRID><name>m</name>"),
+    ],
+)
+def test_what_the_text_grammar_refuses_goes_to_the_tree_and_still_matches(tmp_path, old, new):
+    path = edited(write(tmp_path / "odd.xml", [regular_reading(i) for i in range(3)]), old, new)
+    with open(path, "rb") as handle:
+        layout = parallel._layout(handle, path.stat().st_size)
+        pieces = list(parallel._pieces(handle, layout, 64))
+    refused = 0
+    for piece in pieces:
+        try:
+            parallel._TextReader.of("").read(piece)
+        except parallel._NotExact:
+            refused += 1
+    assert refused == 1
+    reference, batches = both(path)
+    assert_same(reference, batches)
 
 
 def test_a_message_in_memory_gives_the_same_batches(tmp_path):
