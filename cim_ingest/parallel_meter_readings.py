@@ -26,6 +26,7 @@ already yielded are then yielded again, which is harmless to an idempotent load 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -173,8 +174,6 @@ def _pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int) -> Iterator[byt
 class _PieceReader:
     """Compiled expressions for one MeterReadings namespace (built once per worker and namespace)."""
 
-    _cache: dict[str, "_PieceReader"] = {}
-
     def __init__(self, namespace: str):
         ns = {"m": namespace}
         self.tag = {name: f"{{{namespace}}}{name}" for name in
@@ -194,11 +193,9 @@ class _PieceReader:
         self.records_below = etree.XPath(f"count(.//*[{names}])", smart_strings=False)
 
     @classmethod
+    @functools.cache
     def of(cls, namespace: str) -> "_PieceReader":
-        reader = cls._cache.get(namespace)
-        if reader is None:
-            reader = cls._cache[namespace] = cls(namespace)
-        return reader
+        return cls(namespace)
 
     def read(self, root: etree._Element) -> tuple[_Columns, _Columns]:
         intervals, registers = _Columns(), _Columns()
@@ -288,8 +285,6 @@ class _TextReader:
     does not match goes to lxml. Parsing a regular piece this way costs about half of lxml plus `_PieceReader`.
     """
 
-    _cache: dict[str, "_TextReader"] = {}
-
     def __init__(self, prefix: str):
         tag = {name: f"{prefix}{name}" for name in
                ("MeterReading", "IntervalBlocks", "IntervalReadings", "timeStamp", "value", "ReadingType",
@@ -314,11 +309,9 @@ class _TextReader:
         self.mrid = re.compile(f"<{tag['mRID']}>({_TEXT})</")
 
     @classmethod
+    @functools.cache
     def of(cls, prefix: str) -> "_TextReader":
-        reader = cls._cache.get(prefix)
-        if reader is None:
-            reader = cls._cache[prefix] = cls(prefix)
-        return reader
+        return cls(prefix)
 
     def read(self, piece: bytes) -> _Columns:
         try:
