@@ -11,7 +11,9 @@ x healthz, p99 <= 3 x healthz's p99). Then the bytes a first load of the supply 
 stylesheet and script it links, and the explorer's first API call.
 
 Settings (environment): BENCH_PORTAL_SUPPLIES (100000), BENCH_PORTAL_SECONDS (20 per endpoint),
-BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), BENCH_PORTAL_ROUNDS (4), PORTAL_WORKERS (2).
+BENCH_PORTAL_CLIENTS (8 threads), BENCH_PORTAL_ACCOUNTS (64 customers), BENCH_PORTAL_ROUNDS (4), PORTAL_WORKERS (2),
+BENCH_PORTAL_RECENT_DAYS (0: a first publish; N: published again after the last N days changed, so the series also
+reads the months changed since the daily base, as between two base rewrites in production).
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ def supply_id(index: int) -> str:
     return f"{30000000 + index:08d}"
 
 
-def build_snapshot(data_dir: Path, supplies: int) -> tuple[float, float]:
+def build_snapshot(data_dir: Path, supplies: int, recent_days: int = 0) -> tuple[float, float]:
     """A warehouse holding `supplies` supplies' daily totals (no intervals), published into `data_dir/readmodel`
-    by the publisher itself (warehouse.publish). Returns (seconds to fill the warehouse, seconds to publish)."""
+    by the publisher itself (warehouse.publish); with `recent_days`, published again after those last days changed
+    (the base is kept and their months are read from `daily_recent`). Returns (seconds to fill the warehouse,
+    seconds to publish)."""
     from warehouse.db import connect
     from warehouse.publish import publish_read_model
 
@@ -76,6 +80,13 @@ def build_snapshot(data_dir: Path, supplies: int) -> tuple[float, float]:
         )
         filled = time.monotonic() - started
         published = publish_read_model(con, data_dir / "readmodel").seconds
+        if recent_days:
+            # The steady state between base rewrites: the last days changed since the base (a day's new data, a
+            # late correction), so the publish keeps the base and adds their months as `daily_recent`.
+            con.execute(
+                f"UPDATE daily_consumption SET kwh = kwh + 0.001 "
+                f"WHERE local_date >= DATE '{LAST_DAY_EXCLUSIVE}' - INTERVAL {int(recent_days)} DAY")
+            published += publish_read_model(con, data_dir / "readmodel").seconds
     finally:
         con.close()
     (data_dir / "warehouse.duckdb").unlink()
@@ -175,10 +186,13 @@ def main() -> None:
     account_count = min(int(os.environ.get("BENCH_PORTAL_ACCOUNTS", "64")), supplies)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
     try:
-        filled, published = build_snapshot(data_dir, supplies)
+        recent_days = int(os.environ.get("BENCH_PORTAL_RECENT_DAYS", "0"))
+        filled, published = build_snapshot(data_dir, supplies, recent_days)
         size_mb = sum(path.stat().st_size for path in (data_dir / "readmodel").rglob("*") if path.is_file()) / 1e6
         print(f"read model: {supplies:,} supplies x 396 days; warehouse filled in {filled:.0f} s, published by "
-              f"warehouse.publish in {published:.0f} s ({size_mb:.0f} MB)")
+              f"warehouse.publish in {published:.0f} s ({size_mb:.0f} MB)"
+              + (f"; published again after the last {recent_days} days changed (their months read from "
+                 "daily_recent)" if recent_days else "; a first publish (no daily_recent)"))
         rng = random.Random(42)
         customers = rng.sample(range(1, supplies + 1), account_count)
         create_accounts(data_dir, customers)

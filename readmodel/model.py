@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from readmodel import day_columns
-from readmodel.day_columns import DayColumns, DayColumnsError
+from readmodel.day_columns import DayColumns
 from readmodel.snapshots import ReadModelUnavailable, SnapshotConnections
 from readmodel.timeutil import (
     TIMEZONE_NAME,
@@ -123,8 +123,9 @@ class ReadModel:
         self._snapshot_facts: dict[Path, dict] = {}
         self._facts_lock = threading.Lock()
         self._supplies_lock = threading.Lock()
-        self._spans_lock = threading.Lock()
-        self._base_index: dict[str, tuple[dict[str, int] | None, DayColumns | None]] = {}
+        self._base_lock = threading.Lock()
+        self._spans_by_base: dict[str, dict[str, int] | None] = {}
+        self._base_columns_by_name: dict[str, DayColumns | None] = {}
 
     def _cached(self, key, compute):
         """`compute()` once per snapshot (the one this thread's connection is on)."""
@@ -540,22 +541,26 @@ class ReadModel:
         if recent_months is None:  # no supply-sorted base: the `daily` view over the month files
             rows = self._query(connection, f"SELECT {_DAILY_FIELDS} FROM daily WHERE {_DAILY_WHERE}", params)
             return {row[0]: row[1:] for row in rows}
-        spans, columns = self._daily_base_index(connection)
         first_day, stop_day = from_date.toordinal() - _EPOCH_ORDINAL, to_date.toordinal() - _EPOCH_ORDINAL
-        span = None if spans is None else spans.get(f"{supply_id}\x1f{flow}")
+        columns = self._base_columns(connection)
         if columns is not None:  # the base's day columns, mapped: no query for the base's part
-            days = {} if span is None else columns.days(
-                span >> _SPAN_ROWS_BITS, span & _SPAN_ROWS_MASK, first_day, stop_day)
+            days = columns.days(supply_id, flow, first_day, stop_day)
             if not recent_months:
                 return days
-            recent = self._query(
-                connection, f"SELECT {_DAILY_BASE_FIELDS} FROM daily_recent "
-                            "WHERE supply_id = ? AND flow = ? AND day >= ? AND day < ?",
-                [supply_id, flow, first_day, stop_day])
+            recent_columns = self._recent_columns(connection)
+            if recent_columns is not None:
+                recent = recent_columns.days(supply_id, flow, first_day, stop_day)
+            else:
+                recent = {row[0]: row[1:5] for row in self._query(
+                    connection, f"SELECT {_DAILY_BASE_FIELDS} FROM daily_recent "
+                                "WHERE supply_id = ? AND flow = ? AND day >= ? AND day < ?",
+                    [supply_id, flow, first_day, stop_day])}
             recent_days = self._daily_recent_days(connection)
             days = {day: row for day, row in days.items() if day not in recent_days}
-            days.update((row[0], row[1:5]) for row in recent)
+            days.update(recent)
             return days
+        spans = self._daily_spans(connection)
+        span = None if spans is None else spans.get(f"{supply_id}\x1f{flow}")
         if spans is None:  # a base of the earliest layout: filter it by supply
             base_sql, base_params = f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params
         elif span is None:
@@ -608,28 +613,45 @@ class ReadModel:
             return None
         return frozenset((month.year, month.month) for month in map(date.fromisoformat, json.loads(rows[0][0])))
 
-    def _daily_base_index(self, connection) -> tuple[dict[str, int] | None, DayColumns | None]:
-        """The attached daily base's rowid range of each supply and flow (key `supply_id + "\\x1f" + flow`, value
-        first_row << 24 | rows; None for a base without `spans`) and its mapped day columns (None for a base
-        without them). Read once per base file and process: bases outlive many snapshots. The spans take ~12 MB
-        for 100,000 supplies; the columns are a file mapping, shared through the page cache."""
-        base = self._cached("daily_base_name", lambda: self._query(
+    def _daily_base_name(self, connection) -> str:
+        return self._cached("daily_base_name", lambda: self._query(
             connection, "SELECT value FROM meta WHERE key = 'daily_base'")[0][0])
-        with self._spans_lock:
-            if base not in self._base_index:
-                spans = self._read_daily_spans(connection)
-                self._base_index = {base: (spans, None if spans is None else self._open_day_columns(base))}
-            return self._base_index[base]  # (the previous base is done with)
 
-    def _open_day_columns(self, base: str) -> DayColumns | None:
-        path = (self.readmodel_dir / base).with_suffix(day_columns.SUFFIX)
-        if not path.is_file():
+    def _base_columns(self, connection) -> DayColumns | None:
+        """The attached daily base's day columns, mapped (None for a base without them). Opened once per base file
+        and process (bases outlive many snapshots); shared with every worker through the page cache."""
+        base = self._daily_base_name(connection)
+        with self._base_lock:
+            if base not in self._base_columns_by_name:  # the previous base is done with
+                self._base_columns_by_name = {base: self._open_day_columns(self.readmodel_dir / base)}
+            return self._base_columns_by_name[base]
+
+    def _recent_columns(self, connection) -> DayColumns | None:
+        """The snapshot's `daily_recent` as day columns (meta `daily_recent_columns`), or None without them."""
+        def open_columns() -> DayColumns | None:
+            rows = self._query(connection, "SELECT value FROM meta WHERE key = 'daily_recent_columns'")
+            return self._open_day_columns(self.readmodel_dir / rows[0][0]) if rows and rows[0][0] else None
+        return self._cached("daily_recent_columns", open_columns)
+
+    def _open_day_columns(self, path: Path) -> DayColumns | None:
+        path = path.with_suffix(day_columns.SUFFIX)
+        if not path.resolve().is_relative_to(self.readmodel_dir.resolve()) or not path.is_file():
             return None
         try:
             return DayColumns(path)
-        except (OSError, DayColumnsError) as error:  # read the base through DuckDB instead
-            log.warning("daily base day columns %s unusable: %s", path, error)
+        except (OSError, ValueError) as error:  # read through DuckDB instead
+            log.warning("day columns %s unusable: %s", path, error)
             return None
+
+    def _daily_spans(self, connection) -> dict[str, int] | None:
+        """The attached daily base's rowid range of each supply and flow (key `supply_id + "\\x1f" + flow`, value
+        first_row << 24 | rows), or None for a base without `spans`; only for bases without day columns. Read once
+        per base file and process. ~12 MB for 100,000 supplies."""
+        base = self._daily_base_name(connection)
+        with self._base_lock:
+            if base not in self._spans_by_base:
+                self._spans_by_base = {base: self._read_daily_spans(connection)}  # the previous base is done with
+            return self._spans_by_base[base]
 
     def _read_daily_spans(self, connection) -> dict[str, int] | None:
         if not self._query(connection, "SELECT 1 FROM duckdb_tables() WHERE database_name = 'daily_base' "

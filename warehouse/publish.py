@@ -55,13 +55,16 @@ DAILY_BASE_TABLE = "daily_base"
 DAILY_MAX_RECENT_MONTHS = 3
 # The base's layout: its `daily` carries `day` (days since 1970-01-01) and a `spans` table gives each supply and
 # flow's contiguous rowid range, so a reader fetches one supply's days by rowid instead of filtering a row group.
-# v3 adds, beside each base, its day columns as flat arrays (`_write_day_columns`): a reader maps the file and
-# slices a supply's days out of it without a query. Bases of another layout are rebuilt by the next publish, never
-# reused.
+# v3 adds, beside each base, its day columns as flat arrays with an index by supply (`_write_day_columns`): a
+# reader maps the file and slices a supply's days out of it without a query. Bases of another layout are rebuilt by
+# the next publish, never reused.
 DAILY_BASE_LAYOUT = "v3"
 DAY_COLUMNS_SUFFIX = ".days"
+# A snapshot's `daily_recent` as day columns too: parts/daily_recent/<snapshot>.days, named in its meta.
+DAILY_RECENT_COLUMNS_DIR = "daily_recent"
 DAY_COLUMNS_MAGIC = b"AMIDAYS1"
 DAY_COLUMNS_HEADER_BYTES = 64
+DAY_SPAN_ROWS_BITS = 24
 # (column, SQL giving it without NULLs, numpy dtype): the file holds them in this order after the header.
 DAY_COLUMNS_QUALITIES = ("actual", "edited", "estimated", "missing")  # codes 0..3; 255 is any other or NULL
 DAY_COLUMNS = (
@@ -373,7 +376,7 @@ def _daily_layout(
                 f"FROM {spec['source']} ORDER BY {spec['order']}"
             )
             if _write_daily_spans(con):
-                _write_day_columns(con, columns_temporary)
+                _write_day_columns(con, f"{_BASE_ALIAS}.daily", columns_temporary)
             con.execute(f"CHECKPOINT {_BASE_ALIAS}")
         finally:
             con.execute(f"DETACH {_BASE_ALIAS}")
@@ -410,30 +413,58 @@ def _write_daily_spans(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
-def _write_day_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """The base's `daily` rows (in rowid order, so `spans` index them too) as flat little-endian arrays, one after
-    another: a 64-byte header (DAY_COLUMNS_MAGIC, then the row count as uint64), then each of DAY_COLUMNS for all
-    rows. Each column starts on a multiple of its item size. Readers (readmodel.day_columns) map the file and
-    slice one supply's days out of it, which costs microseconds where the same rows from DuckDB cost a
-    millisecond: the portal's busiest call is this lookup."""
-    rows = con.execute(f"SELECT count(*) FROM {_BASE_ALIAS}.daily").fetchall()[0][0]
+def _write_day_columns(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> bool:
+    """`table`'s rows (a base's `daily` or a snapshot's `daily_recent`, sorted by supply, flow and day) as flat
+    arrays readers map and slice without a query (readmodel.day_columns has the layout): a supply's days from
+    DuckDB cost about a millisecond, the busiest call's largest part. Written to `path` and True, unless some
+    supply's rows are not contiguous in rowid order or not in increasing day order (then nothing is left at
+    `path` and readers query the table)."""
+    keys = con.execute(
+        f"SELECT supply_id || chr(31) || flow, min(rowid), max(rowid), count(*) FROM {table} "
+        "GROUP BY supply_id, flow ORDER BY 2").fetchall()
+    rows = sum(count for *_, count in keys)
+    if any(last - first + 1 != count or count >= 1 << 24 or "\n" in key for key, first, last, count in keys):
+        return False
+    key_starts = np.array([first for _, first, _, _ in keys], dtype=np.int64)
+    text = "\n".join(key for key, *_ in keys).encode("utf-8")
     offsets, offset = {}, DAY_COLUMNS_HEADER_BYTES
     for name, _, dtype in DAY_COLUMNS:
         offsets[name] = offset
         offset += rows * np.dtype(dtype).itemsize
+    columns_end = -(-offset // 8) * 8
     select = ", ".join(f"{sql} AS {name}" for name, sql, _ in DAY_COLUMNS)
+    previous_day = None
     with open(path, "wb") as out:
-        out.write(DAY_COLUMNS_MAGIC + rows.to_bytes(8, "little"))
-        out.truncate(offset)
+        out.write(DAY_COLUMNS_MAGIC + b"".join(value.to_bytes(8, "little") for value in (rows, len(keys), len(text))))
+        out.truncate(columns_end)
         for start in range(0, rows, _DAY_COLUMNS_CHUNK_ROWS):
             chunk = con.execute(
-                f"SELECT {select} FROM {_BASE_ALIAS}.daily WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
+                f"SELECT {select} FROM {table} WHERE rowid >= ? AND rowid < ? ORDER BY rowid",
                 [start, start + _DAY_COLUMNS_CHUNK_ROWS],
             ).fetchnumpy()
+            days = np.asarray(chunk["day"], dtype=np.int64)
+            if len(days) != min(_DAY_COLUMNS_CHUNK_ROWS, rows - start):
+                break  # rowids not 0 .. rows - 1
+            if previous_day is not None:
+                days = np.concatenate(([previous_day], days))
+            # A day not after the one before is only allowed where a supply's rows start.
+            steps_back = np.flatnonzero(np.diff(days) <= 0) + start + (1 if previous_day is None else 0)
+            if not np.isin(steps_back, key_starts).all():
+                break
+            previous_day = days[-1]
             for name, _, dtype in DAY_COLUMNS:
                 values = np.asarray(chunk[name], dtype=dtype)
                 out.seek(offsets[name] + start * values.itemsize)
                 out.write(values.tobytes())
+        else:
+            out.seek(columns_end)
+            out.write(np.array([first << DAY_SPAN_ROWS_BITS | count for _, first, _, count in keys],
+                               dtype="<i8").tobytes())
+            out.write(text)
+            return True
+    log.warning("%s: rows not contiguous by supply in day order; no day columns, readers will query it", table)
+    path.unlink()
+    return False
 
 
 def _write_parts(
@@ -477,6 +508,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def _write_snapshot(
     con: duckdb.DuckDBPyConnection, snapshot_path: Path, published_at: dt.datetime, parts: list[_Part],
     readmodel_dir: Path, layout: _DailyLayout, loaded_until: dt.datetime | None, previous: _Previous | None,
+    recent_columns: Path | None = None,
 ) -> dict[str, int]:
     small_tables = {
         table: sql for table, sql in SNAPSHOT_TABLES.items() if table not in OPTIONAL_TABLES or _table_exists(con, table)
@@ -540,6 +572,15 @@ def _write_snapshot(
         except BaseException:
             con.rollback()
             raise
+        # After the commit: rows a transaction has not committed yet have no final rowids.
+        if recent_columns is not None:
+            recent_columns.parent.mkdir(parents=True, exist_ok=True)
+            temporary = recent_columns.with_name(f".{recent_columns.name}.{os.getpid()}.tmp")
+            if _write_day_columns(con, f"{_ALIAS}.daily_recent", temporary):
+                _fsync_file(temporary)
+                os.replace(temporary, recent_columns)
+                con.execute(f"INSERT INTO {_ALIAS}.meta VALUES ('daily_recent_columns', ?)",
+                            [str(recent_columns.relative_to(readmodel_dir))])
         con.execute(f"CHECKPOINT {_ALIAS}")
     finally:
         con.execute(f"DETACH {_ALIAS}")
@@ -589,8 +630,9 @@ def clean_old_snapshots(
 
 
 def _clean_unreferenced_parts(readmodel_dir: Path, now: float, min_age_seconds: float) -> None:
-    """Delete month files and daily bases (with their day columns) that no remaining snapshot's manifest names
-    (and that are not brand new: a publish in progress may have just written one)."""
+    """Delete month files, daily bases (with their day columns) and snapshots' recent day columns that no
+    remaining snapshot's manifest names (and that are not brand new: a publish in progress may have just written
+    one)."""
     parts_dir = readmodel_dir / PARTS_DIR
     manifests_dir = parts_dir / MANIFESTS_DIR
     if not manifests_dir.is_dir():
@@ -604,10 +646,12 @@ def _clean_unreferenced_parts(readmodel_dir: Path, now: float, min_age_seconds: 
             referenced.update(json.loads(manifest.read_text()))
         except (OSError, ValueError):
             return  # an unreadable manifest: keep everything rather than delete what a reader may need
-    bases = parts_dir / DAILY_BASE_TABLE
-    candidates = [*parts_dir.glob("*/month=*/*.parquet"), *bases.glob("*.duckdb"), *bases.glob(f"*{DAY_COLUMNS_SUFFIX}")]
+    bases, recent = parts_dir / DAILY_BASE_TABLE, parts_dir / DAILY_RECENT_COLUMNS_DIR
+    candidates = [*parts_dir.glob("*/month=*/*.parquet"), *bases.glob("*.duckdb"),
+                  *bases.glob(f"*{DAY_COLUMNS_SUFFIX}"), *recent.glob(f"*{DAY_COLUMNS_SUFFIX}")]
     for part in candidates:
-        owner = part.with_suffix(".duckdb") if part.suffix == DAY_COLUMNS_SUFFIX else part  # columns go with a base
+        # a base's day columns go with the base
+        owner = part.with_suffix(".duckdb") if part.parent == bases and part.suffix == DAY_COLUMNS_SUFFIX else part
         if str(owner.relative_to(readmodel_dir)) in referenced:
             continue
         try:
@@ -647,16 +691,22 @@ def publish_read_model(con: duckdb.DuckDBPyConnection, readmodel_dir: Path) -> P
         manifest.parent.mkdir(parents=True, exist_ok=True)
         listed = {str(part.path.relative_to(readmodel_dir)) for part in parts}
         listed.add(str(layout.base.relative_to(readmodel_dir)))
+        recent_columns = (readmodel_dir / PARTS_DIR / DAILY_RECENT_COLUMNS_DIR
+                          / f"{snapshot_path.stem}{DAY_COLUMNS_SUFFIX}") if layout.recent_months else None
+        if recent_columns is not None:
+            listed.add(str(recent_columns.relative_to(readmodel_dir)))
         manifest.write_text(json.dumps(sorted(listed)))
         try:
             row_counts = _write_snapshot(con, snapshot_path, published_at, parts, readmodel_dir, layout,
-                                         loaded_until, previous)
+                                         loaded_until, previous, recent_columns)
             _fsync_file(snapshot_path)
             _fsync_dir(snapshots_dir)
         except BaseException:
             snapshot_path.unlink(missing_ok=True)
             Path(str(snapshot_path) + ".wal").unlink(missing_ok=True)
             manifest.unlink(missing_ok=True)
+            if recent_columns is not None:
+                recent_columns.unlink(missing_ok=True)
             raise
     finally:
         if previous is not None:

@@ -233,26 +233,58 @@ def test_day_columns_beside_the_base_hold_its_rows_and_are_what_the_portal_reads
     base_path = readmodel / _base_of(readmodel)
     columns = DayColumns(publish.day_columns_path(base_path))
     with duckdb.connect(str(base_path), read_only=True) as base:
-        spans = base.execute("SELECT supply_id, flow, first_row, rows FROM spans").fetchall()
         assert columns.rows == base.execute("SELECT count(*) FROM daily").fetchall()[0][0] == 7  # 3 + 3 + 1 days
-        for supply_id, flow, first_row, rows in spans:
+        assert len(columns) == 2
+        for supply_id, flow in base.execute("SELECT supply_id, flow FROM spans").fetchall():
             stored = base.execute(
                 "SELECT day, kwh, intervals, expected_intervals, quality FROM daily WHERE supply_id = ? AND flow = ?",
                 [supply_id, flow]).fetchall()
-            assert columns.days(first_row, rows, -10**6, 10**6) == {row[0]: row[1:] for row in stored}
+            assert columns.days(supply_id, flow, -10**6, 10**6) == {row[0]: row[1:] for row in stored}
             # the window is cut by day: the first day alone, then nothing
-            assert list(columns.days(first_row, rows, stored[0][0], stored[0][0] + 1)) == [stored[0][0]]
-            assert columns.days(first_row, rows, 0, stored[0][0]) == {}
+            assert list(columns.days(supply_id, flow, stored[0][0], stored[0][0] + 1)) == [stored[0][0]]
+            assert columns.days(supply_id, flow, 0, stored[0][0]) == {}
     model = ReadModel(readmodel)
     try:
         model.consumption(SUPPLY_A[0], "day", DAYS[0], DAYS[3])
-        spans_held, columns_held = model._daily_base_index(model._connections.connection())
-        assert columns_held is not None and len(spans_held) == len(spans)
+        assert model._base_columns(model._connections.connection()) is not None
+        assert not model._spans_by_base  # the columns' own index: the base's spans were never loaded
     finally:
         model.close()
     served = _consumption_by_day(readmodel, SUPPLY_A[0])
     assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
         _days_from_view(readmodel, SUPPLY_A[0]))
+
+
+def test_the_months_changed_since_the_base_are_day_columns_too(loaded_con, tmp_path):
+    readmodel = tmp_path / "readmodel"
+    for day in DAYS[:3]:
+        _load_day(loaded_con, day)
+    publish_read_model(loaded_con, readmodel)
+    assert "daily_recent_columns" not in dict(_snapshot_rows(readmodel, "meta", "key"))  # nothing recent yet
+    _load_day(loaded_con, DAYS[3])  # August is new
+    corrected_at = local_midnight_utc(DAYS[0]) + dt.timedelta(hours=10)  # June is corrected
+    upsert_interval_readings(loaded_con, intervals_frame([(SUPPLY_A[1], corrected_at, 9.5, "edited")]))
+    rebuild_daily(loaded_con, DAYS[0], DAYS[0])
+    assert publish_read_model(loaded_con, readmodel).daily_recent_months == 2
+    recent_path = readmodel / dict(_snapshot_rows(readmodel, "meta", "key"))["daily_recent_columns"]
+    recent = DayColumns(recent_path)
+    recent_rows = _snapshot_rows(readmodel, "daily_recent", "supply_id, flow, day")
+    assert recent.rows == len(recent_rows) == 2 + 2 * 2  # June: both supplies' two days; August: one day each
+    for supply_id, flow, _, _, intervals, expected, quality, day in recent_rows:
+        assert recent.days(supply_id, flow, day, day + 1)[day][1:] == (intervals, expected, quality)
+    served = _consumption_by_day(readmodel, SUPPLY_A[0])
+    assert served[DAYS[0].isoformat()][1] == "edited"
+    assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
+        _days_from_view(readmodel, SUPPLY_A[0]))
+    # Without them (a damaged file), the same answer from the `daily_recent` table.
+    recent_path.write_bytes(b"")
+    assert _consumption_by_day(readmodel, SUPPLY_A[0]) == served
+    # The next snapshots do not need them: deleted with their snapshot.
+    for _ in range(4):
+        publish_read_model(loaded_con, readmodel)
+    publish.clean_old_snapshots(readmodel, keep=1, min_age_seconds=0)
+    assert not recent_path.exists()
+    assert len(list(recent_path.parent.iterdir())) == 1
 
 
 def test_unusable_day_columns_are_read_around_through_the_base(loaded_con, tmp_path, caplog):
