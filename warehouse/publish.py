@@ -17,9 +17,10 @@ since a rollup may rewrite days without a new load. Part files are deleted once 
 (each snapshot's list is `parts/manifests/<snapshot>.json`).
 
 For the portal's per-supply day lookups, `daily` also lives in a supply-sorted DuckDB file
-`parts/daily_base/base-<digest>.duckdb` (rewritten only when more than DAILY_MAX_RECENT_MONTHS months differ from
-it) plus, in each snapshot, `daily_recent`: the months that differ. Readers attach the base (readmodel.snapshots)
-and fetch a supply's days by the rowid range its `spans` table gives.
+`parts/daily_base/base-v3-<digest>.duckdb` (rewritten only when more than DAILY_MAX_RECENT_MONTHS months differ
+from it) plus, in each snapshot, `daily_recent`: the months that differ. Both also go out as day columns (flat
+arrays with an index by supply, `.days`) that readers map and slice without a query; the base's `spans` table
+gives the same rowid ranges to readers that query it.
 
 Small tables (meta, customers, supplies, monthly, bills, bill_lines, tariffs) are copied into the snapshot.
 """
