@@ -382,6 +382,23 @@ def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
             register_frame if register_frame is not None else empty_registers)
 
 
+def _parse_piece_in_worker(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
+                           prefix: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """`_parse_piece` on a worker process, its text columns sent back as categoricals: a piece's usage points,
+    reading types and qualities repeat on every row, and pickling them as plain strings took half the time of
+    parsing the piece (and five times the bytes)."""
+    parsed = _parse_piece(piece, wrapper, namespace, prefix)
+    if parsed is None:
+        return None
+    return tuple(frame.with_columns(pl.col(pl.String).cast(pl.Categorical)) for frame in parsed)
+
+
+def _from_worker(parsed: tuple[pl.DataFrame, pl.DataFrame] | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    if parsed is None:
+        return None
+    return tuple(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)) for frame in parsed)
+
+
 class _Reference(Exception):
     """The cut was wrong: read the whole file with the reference parser."""
 
@@ -444,12 +461,12 @@ def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers:
     with _pool(workers) as pool:
         pending: list[tuple[bytes, Future]] = []
         for piece in pieces:
-            pending.append((piece, pool.submit(_parse_piece, piece, wrapper, namespace, prefix)))
+            pending.append((piece, pool.submit(_parse_piece_in_worker, piece, wrapper, namespace, prefix)))
             if len(pending) > workers:
                 done_piece, future = pending.pop(0)
-                yield _exactly(done_piece, future.result(), layout)
+                yield _exactly(done_piece, _from_worker(future.result()), layout)
         for done_piece, future in pending:
-            yield _exactly(done_piece, future.result(), layout)
+            yield _exactly(done_piece, _from_worker(future.result()), layout)
 
 
 def _prefix_of(layout: _Layout) -> str | None:
