@@ -10,13 +10,15 @@ time in Python. This module gives the same batches faster for the files that mak
    is a real end tag.
 2. The head and tail, joined, form a small document read by the reference parser: envelope, Reply/Result,
    noun, verb and namespaces are checked exactly as for the whole file (FAILED and Fault raise here).
-3. Each piece is wrapped in an element that redeclares the namespaces in scope at the cut and parsed with the
+3. A piece made only of regular MeterReadings is read from its text by a strict grammar it must match whole
+   (`_TextReader`: no tree is built; such a piece is well-formed XML holding exactly the matched texts). Any
+   other piece is wrapped in an element that redeclares the namespaces in scope at the cut and parsed with the
    same safe lxml settings. Regular interval blocks (every IntervalReadings is exactly a timeStamp and a value
    with text) are read with a few compiled XPath expressions per block, in C; anything else in the piece
    (qualities, missing values, registers) goes through the reference per-element code. Element counts are
    compared so that no reading can hide where the reference parser would have seen (and refused) it.
 4. Pieces are parsed in worker processes (`workers`, default: one per core) while the caller loads the
-   previous batch; results come back in document order.
+   previous batch; results come back in document order (text columns as categoricals, cheaper to send).
 
 Any piece the fast path cannot read exactly, or that holds an error, is parsed again by the reference parser
 as `head + piece + tail`, so errors and their messages are the reference parser's. When the cut itself turns
@@ -286,9 +288,9 @@ class _TextReader:
     """
 
     def __init__(self, prefix: str):
-        tag = {name: f"{prefix}{name}" for name in
-               ("MeterReading", "IntervalBlocks", "IntervalReadings", "timeStamp", "value", "ReadingType",
-                "UsagePoint", "Meter", "mRID")}
+        names = ("MeterReading", "IntervalBlocks", "IntervalReadings", "timeStamp", "value", "ReadingType",
+                 "UsagePoint", "Meter", "mRID")
+        tag = {name: re.escape(f"{prefix}{name}") for name in names}  # in patterns (a prefix may hold a '.')
 
         def element(name: str, content: str) -> str:
             return f"<{tag[name]}>{content}</{tag[name]}>"
@@ -301,8 +303,8 @@ class _TextReader:
         meter_reading = element(
             "MeterReading", f"{_WS}(?:(?:{block}|{element('Meter', mrid)}|{element('UsagePoint', mrid)}){_WS})*+")
         self.piece = re.compile(f"{_WS}(?:{meter_reading}{_WS})*+")
-        self.tag = {name: f"<{value}>" for name, value in tag.items()}
-        self.end_tag = {name: f"</{value}>" for name, value in tag.items()}
+        self.tag = {name: f"<{prefix}{name}>" for name in names}  # literal, for str.find
+        self.end_tag = {name: f"</{prefix}{name}>" for name in names}
         self.timestamps = re.compile(f"<{tag['timeStamp']}>({_TEXT})</")
         self.values = re.compile(f"<{tag['value']}>({_TEXT})</")
         self.ref = re.compile(f"<{tag['ReadingType']}[ \t\r\n]++ref{_WS}={_WS}[\"']({_REF})[\"']")
@@ -359,11 +361,14 @@ class _TextReader:
 
 
 def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
-                 prefix: str = "") -> tuple[pl.DataFrame, pl.DataFrame] | None:
+                 prefix: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """Typed interval and register frames of one piece, or None when the reference parser must read it.
-    `prefix` is the one the cut's MeterReading end tag carries (`m:`, or "" for the default namespace)."""
+    `prefix` is the one the cut's MeterReading end tag carries (`m:`, or "" for the default namespace), or None
+    when the text tier must not be used (see `_text_prefix`)."""
     try:
         try:
+            if prefix is None:
+                raise _NotExact
             intervals, registers = _TextReader.of(prefix).read(piece), _Columns()
         except _NotExact:
             parser = safe_feed_parser()
@@ -383,7 +388,7 @@ def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
 
 
 def _parse_piece_in_worker(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
-                           prefix: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+                           prefix: str | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """`_parse_piece` on a worker process, its text columns sent back as categoricals: a piece's usage points,
     reading types and qualities repeat on every row, and pickling them as plain strings took half the time of
     parsing the piece (and five times the bytes)."""
@@ -451,7 +456,7 @@ def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers:
                    size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     wrapper = layout.wrapper()
     namespace = layout.namespaces.get(_prefix_of(layout), "")
-    prefix = f"{_prefix_of(layout)}:" if _prefix_of(layout) else ""
+    prefix = _text_prefix(layout)
     workers = workers or WORKERS
     pieces = _pieces(handle, layout, piece_bytes)
     if workers <= 1 or size < PARALLEL_MIN_BYTES:
@@ -467,6 +472,16 @@ def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers:
                 yield _exactly(done_piece, _from_worker(future.result()), layout)
         for done_piece, future in pending:
             yield _exactly(done_piece, _from_worker(future.result()), layout)
+
+
+def _text_prefix(layout: _Layout) -> str | None:
+    """The tag prefix the text tier reads pieces with (`m:`, or "" for the default namespace), or None when the
+    cut's prefix is not declared before the body or names no namespace: lxml and the reference parser then decide
+    (a piece cannot declare it: the grammar allows no attribute but `ref`)."""
+    prefix = _prefix_of(layout)
+    if not layout.namespaces.get(prefix):
+        return None
+    return f"{prefix}:" if prefix else ""
 
 
 def _prefix_of(layout: _Layout) -> str | None:

@@ -124,6 +124,7 @@ class ReadModel:
         self._facts_lock = threading.Lock()
         self._supplies_lock = threading.Lock()
         self._base_lock = threading.Lock()
+        self._recent_lock = threading.Lock()
         self._spans_by_base: dict[str, dict[str, int] | None] = {}
         self._base_columns_by_name: dict[str, DayColumns | None] = {}
 
@@ -621,17 +622,25 @@ class ReadModel:
         """The attached daily base's day columns, mapped (None for a base without them). Opened once per base file
         and process (bases outlive many snapshots); shared with every worker through the page cache."""
         base = self._daily_base_name(connection)
-        with self._base_lock:
-            if base not in self._base_columns_by_name:  # the previous base is done with
-                self._base_columns_by_name = {base: self._open_day_columns(self.readmodel_dir / base)}
+        opened = self._base_columns_by_name
+        if base in opened:
+            return opened[base]
+        with self._base_lock:  # one thread opens it; the others wait for it
+            if base not in self._base_columns_by_name:
+                # Keep the previous base too: threads on the previous snapshot may still ask for it.
+                previous = list(self._base_columns_by_name.items())[-1:]
+                self._base_columns_by_name = dict(
+                    [*previous, (base, self._open_day_columns(self.readmodel_dir / base))])
             return self._base_columns_by_name[base]
 
     def _recent_columns(self, connection) -> DayColumns | None:
         """The snapshot's `daily_recent` as day columns (meta `daily_recent_columns`), or None without them."""
-        def open_columns() -> DayColumns | None:
-            rows = self._query(connection, "SELECT value FROM meta WHERE key = 'daily_recent_columns'")
-            return self._open_day_columns(self.readmodel_dir / rows[0][0]) if rows and rows[0][0] else None
-        return self._cached("daily_recent_columns", open_columns)
+        with self._recent_lock:  # one thread opens them after a publish; the others find them cached
+            return self._cached("daily_recent_columns", lambda: self._open_recent_columns(connection))
+
+    def _open_recent_columns(self, connection) -> DayColumns | None:
+        rows = self._query(connection, "SELECT value FROM meta WHERE key = 'daily_recent_columns'")
+        return self._open_day_columns(self.readmodel_dir / rows[0][0]) if rows and rows[0][0] else None
 
     def _open_day_columns(self, path: Path) -> DayColumns | None:
         path = path.with_suffix(day_columns.SUFFIX)

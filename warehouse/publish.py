@@ -369,25 +369,31 @@ def _daily_layout(
         columns_path = day_columns_path(path)
         columns_temporary = directory / f".{columns_path.name}.{os.getpid()}.tmp"
         temporary.unlink(missing_ok=True)
+        columns_temporary.unlink(missing_ok=True)  # a crashed publish's leftovers
         spec = PARTITIONED_TABLES["daily"]
-        con.execute(f"ATTACH ? AS {_BASE_ALIAS}", [str(temporary)])
         try:
-            con.execute(
-                f"CREATE TABLE {_BASE_ALIAS}.daily AS SELECT {spec['columns']}, {DAY_NUMBER_SQL} AS day "
-                f"FROM {spec['source']} ORDER BY {spec['order']}"
-            )
-            if _write_daily_spans(con):
-                _write_day_columns(con, f"{_BASE_ALIAS}.daily", columns_temporary)
-            con.execute(f"CHECKPOINT {_BASE_ALIAS}")
+            con.execute(f"ATTACH ? AS {_BASE_ALIAS}", [str(temporary)])
+            try:
+                con.execute(
+                    f"CREATE TABLE {_BASE_ALIAS}.daily AS SELECT {spec['columns']}, {DAY_NUMBER_SQL} AS day "
+                    f"FROM {spec['source']} ORDER BY {spec['order']}"
+                )
+                with_columns = _write_daily_spans(con) and _write_day_columns(
+                    con, f"{_BASE_ALIAS}.daily", columns_temporary)
+                con.execute(f"CHECKPOINT {_BASE_ALIAS}")
+            finally:
+                con.execute(f"DETACH {_BASE_ALIAS}")
+            # The day columns go in place first: a base that exists is complete.
+            if with_columns:
+                _fsync_file(columns_temporary)
+                os.replace(columns_temporary, columns_path)
+            _fsync_file(temporary)
+            os.replace(temporary, path)
+            _fsync_dir(directory)
         finally:
-            con.execute(f"DETACH {_BASE_ALIAS}")
-        # The day columns go in place first: a base that exists is complete.
-        if columns_temporary.exists():
-            _fsync_file(columns_temporary)
-            os.replace(columns_temporary, columns_path)
-        _fsync_file(temporary)
-        os.replace(temporary, path)
-        _fsync_dir(directory)
+            temporary.unlink(missing_ok=True)
+            Path(f"{temporary}.wal").unlink(missing_ok=True)
+            columns_temporary.unlink(missing_ok=True)
     return _DailyLayout(path, current, [], rebuilt=True)
 
 
@@ -425,6 +431,8 @@ def _write_day_columns(con: duckdb.DuckDBPyConnection, table: str, path: Path) -
         "GROUP BY supply_id, flow ORDER BY 2").fetchall()
     rows = sum(count for *_, count in keys)
     if any(last - first + 1 != count or count >= 1 << 24 or "\n" in key for key, first, last, count in keys):
+        log.warning("%s: a supply's rows are not contiguous (or too many, or its id holds a newline); no day "
+                    "columns, readers will query it", table)
         return False
     key_starts = np.array([first for _, first, _, _ in keys], dtype=np.int64)
     text = "\n".join(key for key, *_ in keys).encode("utf-8")
@@ -463,7 +471,7 @@ def _write_day_columns(con: duckdb.DuckDBPyConnection, table: str, path: Path) -
                                dtype="<i8").tobytes())
             out.write(text)
             return True
-    log.warning("%s: rows not contiguous by supply in day order; no day columns, readers will query it", table)
+    log.warning("%s: a supply's rows are not in increasing day order; no day columns, readers will query it", table)
     path.unlink()
     return False
 
@@ -577,11 +585,14 @@ def _write_snapshot(
         if recent_columns is not None:
             recent_columns.parent.mkdir(parents=True, exist_ok=True)
             temporary = recent_columns.with_name(f".{recent_columns.name}.{os.getpid()}.tmp")
-            if _write_day_columns(con, f"{_ALIAS}.daily_recent", temporary):
-                _fsync_file(temporary)
-                os.replace(temporary, recent_columns)
-                con.execute(f"INSERT INTO {_ALIAS}.meta VALUES ('daily_recent_columns', ?)",
-                            [str(recent_columns.relative_to(readmodel_dir))])
+            try:
+                if _write_day_columns(con, f"{_ALIAS}.daily_recent", temporary):
+                    _fsync_file(temporary)
+                    os.replace(temporary, recent_columns)
+                    con.execute(f"INSERT INTO {_ALIAS}.meta VALUES ('daily_recent_columns', ?)",
+                                [str(recent_columns.relative_to(readmodel_dir))])
+            finally:
+                temporary.unlink(missing_ok=True)
         con.execute(f"CHECKPOINT {_ALIAS}")
     finally:
         con.execute(f"DETACH {_ALIAS}")

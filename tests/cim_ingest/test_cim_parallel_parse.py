@@ -92,7 +92,7 @@ def _prefixed(path: Path, prefix: str = "m") -> Path:
 
 
 @pytest.mark.parametrize("shape", ["plain", "pretty-printed", "prefixed"])
-def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shape):
+def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shape, monkeypatch):
     path = write(tmp_path / "regular.xml", [regular_reading(i, days=2) for i in range(4)])
     if shape == "pretty-printed":
         edited(path, "<IntervalReadings>", "\n   <IntervalReadings>\r\n\t", count=-1)
@@ -109,8 +109,29 @@ def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shap
         tree = etree.fromstring(b"".join((layout.wrapper()[0], piece, layout.wrapper()[1])))
         from_tree, _ = parallel._PieceReader.of(namespace).read(tree)
         assert len(from_text) == 192 and _columns(from_text) == _columns(from_tree)
+    trees = _count_trees(monkeypatch)
     reference, batches = both(path)
     assert_same(reference, batches)
+    assert trees == []  # every piece was read from its text: no lxml tree was built for any
+
+
+def _count_trees(monkeypatch) -> list:
+    """A list that gets an item each time a piece is parsed into an lxml tree."""
+    built, original = [], parallel.safe_feed_parser
+    monkeypatch.setattr(parallel, "safe_feed_parser", lambda: built.append(1) or original())
+    return built
+
+
+def test_the_text_grammar_takes_a_prefix_literally_and_only_a_declared_one():
+    reader = parallel._TextReader.of("m.x:")
+    assert reader.piece.fullmatch("<m.x:MeterReading></m.x:MeterReading>")
+    assert reader.piece.fullmatch("<mYx:MeterReading></mYx:MeterReading>") is None
+    layout = parallel._Layout(b"", b"", {None: "urn:a", "m": "urn:b"}, (0, 0), b"</m:MeterReading>")
+    assert parallel._text_prefix(layout) == "m:"
+    for namespaces, close_tag in (({None: "urn:a"}, b"</m:MeterReading>"),  # m undeclared
+                                  ({None: ""}, b"</MeterReading>"),  # no namespace
+                                  ({}, b"</MeterReading>")):
+        assert parallel._text_prefix(parallel._Layout(b"", b"", namespaces, (0, 0), close_tag)) is None
 
 
 @pytest.mark.parametrize(
@@ -125,7 +146,7 @@ def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shap
         ("<Meter><mRID>meter-0001</mRID>", "<Meter><mRID>meter-0001</mRID><name>m</name>"),
     ],
 )
-def test_what_the_text_grammar_refuses_goes_to_the_tree_and_still_matches(tmp_path, old, new):
+def test_what_the_text_grammar_refuses_goes_to_the_tree_and_still_matches(tmp_path, old, new, monkeypatch):
     path = edited(write(tmp_path / "odd.xml", [regular_reading(i) for i in range(3)]), old, new)
     with open(path, "rb") as handle:
         layout = parallel._layout(handle, path.stat().st_size)
@@ -137,8 +158,10 @@ def test_what_the_text_grammar_refuses_goes_to_the_tree_and_still_matches(tmp_pa
         except parallel._NotExact:
             refused += 1
     assert refused == 1
+    trees = _count_trees(monkeypatch)
     reference, batches = both(path)
     assert_same(reference, batches)
+    assert trees  # the refused piece went to lxml
 
 
 def test_a_message_in_memory_gives_the_same_batches(tmp_path):

@@ -4,6 +4,8 @@ written; a file of the wrong size or kind is refused rather than misread."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,9 +21,11 @@ SUPPLIES = ("30000001", "30000002", "30000003")
 FLOWS = ("delivered", "received")
 
 
-def _write(tmp_path, rows: list[tuple], order: str = "supply_id, flow, day") -> tuple[DayColumns | None, list]:
+def _write(tmp_path, rows: list[tuple], order: str = "supply_id, flow, day",
+           chunk_rows: int = 3) -> tuple[DayColumns | None, list]:
     """`rows` (supply, flow, kwh, intervals, expected, quality) as consecutive days of each supply and flow, in a
-    table sorted by `order`, written by the publisher's own code; (the columns read back or None, the rows)."""
+    table sorted by `order`, written by the publisher's own code, `chunk_rows` rows at a time (small: the checks
+    across chunks run); (the columns read back or None, the rows)."""
     con = duckdb.connect()
     path = tmp_path / "table.days"
     path.unlink(missing_ok=True)
@@ -32,7 +36,8 @@ def _write(tmp_path, rows: list[tuple], order: str = "supply_id, flow, day") -> 
             con.executemany("INSERT INTO source VALUES (?, ?, 20000 + ?, ?, ?, ?, ?)",
                             [(supply, flow, index, *values) for index, (supply, flow, *values) in enumerate(rows)])
         con.execute(f"CREATE TABLE daily AS SELECT * FROM source ORDER BY {order}")
-        written = publish._write_day_columns(con, "daily", path)
+        with mock.patch.object(publish, "_DAY_COLUMNS_CHUNK_ROWS", chunk_rows):
+            written = publish._write_day_columns(con, "daily", path)
         stored = con.execute("SELECT supply_id, flow, day, kwh, intervals, expected_intervals, quality FROM daily "
                              "ORDER BY rowid").fetchall()
     finally:
@@ -55,9 +60,10 @@ ROWS = st.lists(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=ROWS, window=st.tuples(st.integers(19990, 20070), st.integers(0, 80)))
-def test_day_columns_read_back_as_the_rows_duckdb_holds(tmp_path, rows, window):
-    columns, stored = _write(tmp_path, rows)
+@given(rows=ROWS, window=st.tuples(st.integers(19990, 20070), st.integers(0, 80)),
+       chunk_rows=st.sampled_from([1, 3, 1 << 20]))
+def test_day_columns_read_back_as_the_rows_duckdb_holds(tmp_path, rows, window, chunk_rows):
+    columns, stored = _write(tmp_path, rows, chunk_rows=chunk_rows)
     first_day, stop_day = window[0], window[0] + window[1]
     for supply in SUPPLIES:
         for flow in FLOWS:
@@ -71,10 +77,11 @@ def test_day_columns_read_back_as_the_rows_duckdb_holds(tmp_path, rows, window):
     assert len(columns) == len({(supply, flow) for supply, flow, *_ in rows})
 
 
-def test_rows_out_of_order_are_not_written(tmp_path):
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 1 << 20])
+def test_rows_out_of_order_are_not_written(tmp_path, chunk_rows):
     rows = [("30000001", "delivered", 1.0, 96, 96, "actual")] * 3
-    columns, _ = _write(tmp_path, rows, order="day DESC")
-    assert columns is None  # days not increasing within a supply
+    columns, _ = _write(tmp_path, rows, order="day DESC", chunk_rows=chunk_rows)
+    assert columns is None  # days not increasing within a supply (also across a chunk's edge)
     columns, _ = _write(tmp_path, rows + [("30000002", "delivered", 1.0, 96, 96, "actual")], order="day")
     assert columns is not None
     interleaved = [(supply, "delivered", 1.0, 96, 96, "actual") for supply in SUPPLIES * 2]

@@ -237,8 +237,8 @@ def test_day_columns_beside_the_base_hold_its_rows_and_are_what_the_portal_reads
         assert len(columns) == 2
         for supply_id, flow in base.execute("SELECT supply_id, flow FROM spans").fetchall():
             stored = base.execute(
-                "SELECT day, kwh, intervals, expected_intervals, quality FROM daily WHERE supply_id = ? AND flow = ?",
-                [supply_id, flow]).fetchall()
+                "SELECT day, kwh, intervals, expected_intervals, quality FROM daily WHERE supply_id = ? AND flow = ? "
+                "ORDER BY day", [supply_id, flow]).fetchall()
             assert columns.days(supply_id, flow, -10**6, 10**6) == {row[0]: row[1:] for row in stored}
             # the window is cut by day: the first day alone, then nothing
             assert list(columns.days(supply_id, flow, stored[0][0], stored[0][0] + 1)) == [stored[0][0]]
@@ -255,7 +255,13 @@ def test_day_columns_beside_the_base_hold_its_rows_and_are_what_the_portal_reads
         _days_from_view(readmodel, SUPPLY_A[0]))
 
 
-def test_the_months_changed_since_the_base_are_day_columns_too(loaded_con, tmp_path):
+def _replace(path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def test_the_months_changed_since_the_base_are_day_columns_too(loaded_con, tmp_path, caplog):
     readmodel = tmp_path / "readmodel"
     for day in DAYS[:3]:
         _load_day(loaded_con, day)
@@ -272,13 +278,20 @@ def test_the_months_changed_since_the_base_are_day_columns_too(loaded_con, tmp_p
     assert recent.rows == len(recent_rows) == 2 + 2 * 2  # June: both supplies' two days; August: one day each
     for supply_id, flow, _, _, intervals, expected, quality, day in recent_rows:
         assert recent.days(supply_id, flow, day, day + 1)[day][1:] == (intervals, expected, quality)
+    model = ReadModel(readmodel)
+    try:
+        assert model._recent_columns(model._connections.connection()) is not None
+    finally:
+        model.close()
     served = _consumption_by_day(readmodel, SUPPLY_A[0])
     assert served[DAYS[0].isoformat()][1] == "edited"
     assert {day: kwh for day, (kwh, _) in served.items() if kwh is not None} == pytest.approx(
         _days_from_view(readmodel, SUPPLY_A[0]))
-    # Without them (a damaged file), the same answer from the `daily_recent` table.
-    recent_path.write_bytes(b"")
+    # Without them (a damaged file, replaced whole: mapped files are never changed in place), the same answer
+    # from the `daily_recent` table.
+    _replace(recent_path, b"")
     assert _consumption_by_day(readmodel, SUPPLY_A[0]) == served
+    assert "unusable" in caplog.text
     # The next snapshots do not need them: deleted with their snapshot.
     for _ in range(4):
         publish_read_model(loaded_con, readmodel)
@@ -294,7 +307,7 @@ def test_unusable_day_columns_are_read_around_through_the_base(loaded_con, tmp_p
     publish_read_model(loaded_con, readmodel)
     expected = _consumption_by_day(readmodel, SUPPLY_A[0])
     columns_path = publish.day_columns_path(readmodel / _base_of(readmodel))
-    columns_path.write_bytes(columns_path.read_bytes()[:-1])  # one byte short
+    _replace(columns_path, columns_path.read_bytes()[:-1])  # one byte short
     assert _consumption_by_day(readmodel, SUPPLY_A[0]) == expected
     assert "unusable" in caplog.text
     columns_path.unlink()
@@ -306,6 +319,7 @@ def test_a_replaced_base_goes_with_its_day_columns(loaded_con, tmp_path, monkeyp
     readmodel = tmp_path / "readmodel"
     _load_day(loaded_con, DAYS[0])
     first_base = readmodel / _base_of_publish(loaded_con, readmodel)
+    assert publish.day_columns_path(first_base).exists()
     for day in DAYS[1:]:
         _load_day(loaded_con, day)
         publish_read_model(loaded_con, readmodel)
