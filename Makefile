@@ -6,12 +6,13 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 CHART_JS := webapp/static/vendor/chart.umd.min.js
 
-.PHONY: run test install bench clean-data help
+.PHONY: run test install bench bench-scale clean-data help
 
 help:
 	@echo "make run    - install, start the simulator, load the demo through Dagster, serve portal and Dagster UI"
 	@echo "make test   - the whole test suite"
 	@echo "make bench  - benchmarks"
+	@echo "make bench-scale - the pipeline over 10,000 supplies x 13 months (~72 min, ~15 GB peak)"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -38,6 +39,9 @@ test: install
 
 bench: install
 	$(VENV)/bin/python -m benchmarks
+
+bench-scale: install  # the pipeline over 10,000 supplies x 13 months alone: ~72 min and a ~15 GB peak on 2 cores
+	BENCH_SUPPLIES=10000 BENCH_SCALE_ONLY=1 $(VENV)/bin/python -m benchmarks pipelines
 
 clean-data:
 	rm -rf var
