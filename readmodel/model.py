@@ -74,7 +74,8 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAILY_WHERE = "supply_id = ? AND flow = ? AND local_date >= ? AND local_date < ?"
 # The same fields from a daily base of the current layout and its snapshot's `daily_recent`, which carry `day`.
 _DAILY_BASE_FIELDS = "day, kwh, intervals, expected_intervals, quality"
-_SPAN_ROWS_BITS = 24
+# A base's `spans` are packed as the day columns' index is: first_row << SPAN_ROWS_BITS | rows.
+_SPAN_ROWS_BITS = day_columns.SPAN_ROWS_BITS
 _SPAN_ROWS_MASK = (1 << _SPAN_ROWS_BITS) - 1
 
 
@@ -561,7 +562,7 @@ class ReadModel:
             days.update(recent)
             return days
         spans = self._daily_spans(connection)
-        span = None if spans is None else spans.get(f"{supply_id}\x1f{flow}")
+        span = None if spans is None else spans.get(day_columns.key_of(supply_id, flow))
         if spans is None:  # a base of the earliest layout: filter it by supply
             base_sql, base_params = f"SELECT {_DAILY_FIELDS}, false FROM daily_base.daily WHERE {_DAILY_WHERE}", params
         elif span is None:
@@ -895,11 +896,8 @@ def _priced_day_points(daily: dict[int, tuple], first_day: int, stop_day: int, r
     `_priced_points` (None `rate_of`: no prices) and rounding the kWh with `round6` give, in one pass: the same
     arithmetic in the same order, so the same numbers, for the portal's busiest call."""
     iva_factor = 1 + IVA_RATE
-    if rate_of is None:
-        breaks = []
-    else:
-        epoch = _EPOCH_ORDINAL
-        breaks = [date.fromisoformat(text).toordinal() - epoch for text in rate_of.breakpoints]
+    breaks = [] if rate_of is None else [
+        date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL for text in rate_of.breakpoints]
     points = []
     append, day_row, bounds, rank = points.append, daily.get, _day_bounds_of_number, _QUALITY_RANK
     next_break, price = first_day, None  # the rate is looked up again at each breakpoint the days cross
