@@ -347,15 +347,17 @@ def _reading_types(codes: list[str], is_interval: bool) -> dict[str, ReadingType
     return decoded
 
 
+RAW_SCHEMA = {name: pl.Utf8 for name in
+              ("usage_point_mrid", "meter_mrid", "reading_type", "timestamp_text", "value_text", "quality_codes")}
+
+
 def _typed_frame(columns: _Columns, is_interval: bool) -> pl.DataFrame:
     """Typed, validated and scaled rows (all contract columns but `source_message_id`) from raw text columns."""
-    schema = {name: dtype for name, dtype in (INTERVAL_SCHEMA if is_interval else REGISTER_SCHEMA).items()
-              if name != "source_message_id"}
-    time_column = "interval_end" if is_interval else "read_at"
-    types = _reading_types(columns.reading_type, is_interval)
-    multipliers = {code: 10.0 ** max(rt.multiplier - 3, 0) for code, rt in types.items()}
-    divisors = {code: 10.0 ** max(3 - rt.multiplier, 0) for code, rt in types.items()}
-    raw = pl.DataFrame(
+    return typed_readings(_raw_frame(columns), is_interval)
+
+
+def _raw_frame(columns: _Columns) -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "usage_point_mrid": columns.usage_point,
             "meter_mrid": columns.meter,
@@ -364,15 +366,18 @@ def _typed_frame(columns: _Columns, is_interval: bool) -> pl.DataFrame:
             "value_text": columns.value,
             "quality_codes": columns.codes,
         },
-        schema={
-            "usage_point_mrid": pl.Utf8,
-            "meter_mrid": pl.Utf8,
-            "reading_type": pl.Utf8,
-            "timestamp_text": pl.Utf8,
-            "value_text": pl.Utf8,
-            "quality_codes": pl.Utf8,
-        },
+        schema=RAW_SCHEMA,
     )
+
+
+def typed_readings(raw: pl.DataFrame, is_interval: bool) -> pl.DataFrame:
+    """`_typed_frame` of a frame of raw texts (`RAW_SCHEMA`: the columns of `_Columns`, as read from the XML)."""
+    schema = {name: dtype for name, dtype in (INTERVAL_SCHEMA if is_interval else REGISTER_SCHEMA).items()
+              if name != "source_message_id"}
+    time_column = "interval_end" if is_interval else "read_at"
+    types = _reading_types(raw["reading_type"].unique().to_list(), is_interval)
+    multipliers = {code: 10.0 ** max(rt.multiplier - 3, 0) for code, rt in types.items()}
+    divisors = {code: 10.0 ** max(3 - rt.multiplier, 0) for code, rt in types.items()}
     reading_type = pl.col("reading_type")
     value_text = pl.col("value_text").str.strip_chars()
     parsed = raw.with_columns(
@@ -387,23 +392,27 @@ def _typed_frame(columns: _Columns, is_interval: bool) -> pl.DataFrame:
     _raise_for_bad_values(parsed)
     qualities = {codes: portal_quality_of_joined(codes) for codes in parsed["quality_codes"].unique().to_list()}
     result = parsed.with_columns(
-        (
-            pl.col("value")
-            * reading_type.replace_strict(multipliers, return_dtype=pl.Float64)
-            / reading_type.replace_strict(divisors, return_dtype=pl.Float64)
-        ).alias("kwh"),
-        reading_type.replace_strict({code: rt.flow for code, rt in types.items()}, return_dtype=pl.Utf8).alias(
-            "flow"
-        ),
-        reading_type.replace_strict(
-            {code: rt.interval_seconds for code, rt in types.items()}, return_dtype=pl.Int32
-        ).alias("interval_seconds"),
+        # Per-row factors, never constants: Polars turns a division by a constant into a multiplication by its
+        # inverse, which is not always the exactly rounded quotient (0.627 / 1000 would give 0.0006270000000000001).
+        (pl.col("value") * reading_type.replace_strict(multipliers, return_dtype=pl.Float64)
+         / reading_type.replace_strict(divisors, return_dtype=pl.Float64)).alias("kwh"),
+        _by_code(reading_type, {code: rt.flow for code, rt in types.items()}, pl.Utf8).alias("flow"),
+        _by_code(reading_type, {code: rt.interval_seconds for code, rt in types.items()}, pl.Int32).alias(
+            "interval_seconds"),
         pl.when(pl.col("value").is_null())
         .then(pl.lit(MISSING))
-        .otherwise(pl.col("quality_codes").replace_strict(qualities, return_dtype=pl.Utf8))
+        .otherwise(_by_code(pl.col("quality_codes"), qualities, pl.Utf8))
         .alias("quality"),
     )
     return result.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def _by_code(column: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
+    """`column` mapped through `mapping` (which holds every value it takes); a constant when there is one value,
+    as in most batches (one reading type, one quality), which spares a lookup per row."""
+    if len(mapping) == 1:
+        return pl.lit(next(iter(mapping.values())), dtype=dtype)
+    return column.replace_strict(mapping, return_dtype=dtype)
 
 
 def _parse_timestamps(texts: pl.Series) -> pl.Series:

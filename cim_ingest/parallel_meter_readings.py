@@ -10,15 +10,17 @@ time in Python. This module gives the same batches faster for the files that mak
    is a real end tag.
 2. The head and tail, joined, form a small document read by the reference parser: envelope, Reply/Result,
    noun, verb and namespaces are checked exactly as for the whole file (FAILED and Fault raise here).
-3. A piece made only of regular MeterReadings is read from its text by a strict grammar it must match whole
-   (`_TextReader`: no tree is built; such a piece is well-formed XML holding exactly the matched texts). Any
-   other piece is wrapped in an element that redeclares the namespaces in scope at the cut and parsed with the
-   same safe lxml settings. Regular interval blocks (every IntervalReadings is exactly a timeStamp and a value
-   with text) are read with a few compiled XPath expressions per block, in C; anything else in the piece
-   (qualities, missing values, registers) goes through the reference per-element code. Element counts are
-   compared so that no reading can hide where the reference parser would have seen (and refused) it.
-4. Pieces are parsed in worker processes (`workers`, default: one per core) while the caller loads the
-   previous batch; results come back in document order (text columns as categoricals, cheaper to send).
+3. A piece made only of regular MeterReadings is read from its text (`_TextReader`): a strict grammar it must
+   match whole, then Polars string expressions cut the readings out; no tree is built, and this runs in Polars'
+   engine without holding the GIL. Any other piece is wrapped in an element that redeclares the namespaces in
+   scope at the cut and parsed with the same safe lxml settings. Regular interval blocks (every IntervalReadings
+   is exactly a timeStamp and a value with text) are read with a few compiled XPath expressions per block, in C;
+   anything else in the piece (qualities, missing values, registers) goes through the reference per-element
+   code. Element counts are compared so that no reading can hide where the reference parser would have seen
+   (and refused) it.
+4. Pieces are parsed on `workers` threads (default: one per core) while the caller loads the previous batch;
+   results come back in document order. Threads, not processes: the text tier does not hold the GIL, so they
+   run in parallel with nothing pickled and no interpreter started (pieces for lxml mostly hold it).
 
 Any piece the fast path cannot read exactly, or that holds an error, is parsed again by the reference parser
 as `head + piece + tail`, so errors and their messages are the reference parser's. When the cut itself turns
@@ -32,9 +34,9 @@ import functools
 import io
 import os
 import re
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -48,24 +50,26 @@ from cim_ingest.meter_readings import (
     MeterReadingsBatch,
     _Columns,
     _finish,
+    _raw_frame,
     _mrid_of,
     _read_point,
-    _typed_frame,
     iter_meter_readings_chunks,
     parse_meter_readings,
+    typed_readings,
 )
 from cim_ingest.reading_types import energy_reading_type
 from cim_ingest.xml_safety import safe_feed_parser, safe_pull_parser
 
 PIECE_BYTES = 4 * 1024 * 1024
 LOOKAHEAD_BYTES = 256 * 1024  # read past a piece's nominal end to find the next end tag without a second read
-# Below this size a file is parsed in this process (starting workers would cost more than it saves).
+# Below this size a file is parsed in the calling thread (handing pieces to threads would not pay).
 PARALLEL_MIN_BYTES = 3 * PIECE_BYTES
 WORKERS = int(os.environ.get("AMI_INGEST_WORKERS", "0")) or (os.cpu_count() or 1)
 
 _FIRST_METER_READING = re.compile(rb"<([A-Za-z_][\w.\-]*:)?MeterReading[\s/>]")
 _DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[^?]*\?>")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
+_thread_local = threading.local()
 _RECORD_NAMES = ("IntervalReadings", "IntervalBlocks", "Readings", "MeterReading")
 
 
@@ -195,9 +199,13 @@ class _PieceReader:
         self.records_below = etree.XPath(f"count(.//*[{names}])", smart_strings=False)
 
     @classmethod
-    @functools.cache
     def of(cls, namespace: str) -> "_PieceReader":
-        return cls(namespace)
+        """The reader of `namespace` for this thread (lxml's compiled XPath expressions are not shared between
+        threads)."""
+        readers = _thread_local.__dict__.setdefault("piece_readers", {})
+        if namespace not in readers:
+            readers[namespace] = cls(namespace)
+        return readers[namespace]
 
     def read(self, root: etree._Element) -> tuple[_Columns, _Columns]:
         intervals, registers = _Columns(), _Columns()
@@ -267,24 +275,28 @@ class _PieceReader:
         columns.reading_type.extend([reading_type.code] * readings)
 
 
-_WS = "[ \t\r\n]*+"  # whitespace between elements (tails lxml would give, and the readers ignore)
+# The text grammar is run by Polars' regex engine (Rust `regex`: linear time, no backtracking, and it runs without
+# holding the GIL, so pieces are read on threads in parallel).
+_WS = "[ \t\r\n]*"  # whitespace between elements (tails lxml would give, and the readers ignore)
 # Character data the text reader takes as is: ASCII letters, digits, `:.+-_/,`, space, tab and newline. No `&`
 # (entities), `<`, `]` (`]]>`), CR (line-end normalisation), other controls or non-ASCII: a text holding
 # anything else sends the piece to lxml, which knows what such characters mean or which are not allowed.
-_TEXT = "[0-9A-Za-z:.+\\-_/, \t\n]++"
-_REF = "[0-9A-Za-z.:_\\-]*+"
+_TEXT = "[0-9A-Za-z:.+\\-_/, \t\n]+"
+_REF = "[0-9A-Za-z.:_\\-]*"
 
 
 class _TextReader:
     """Regular MeterReading elements read from the piece's text by a grammar, without building a tree.
 
-    The whole piece must match (`fullmatch`) a strict subset of XML: MeterReading elements holding IntervalBlocks
-    (IntervalReadings of exactly a timeStamp then a value, and one `ReadingType ref` anywhere among them), at most
-    one Meter and one UsagePoint (each exactly an mRID), whitespace between elements, every element with the
-    prefix of the cut's MeterReading end tag and no attribute but `ref` (so no namespace is declared inside the
-    piece), and texts of the characters in `_TEXT` only. Such a piece is well-formed XML whose tree holds exactly
-    what the matched texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece that
-    does not match goes to lxml. Parsing a regular piece this way costs about half of lxml plus `_PieceReader`.
+    The whole piece must match a strict subset of XML (`grammar`): MeterReading elements holding IntervalBlocks
+    (IntervalReadings of exactly a timeStamp then a value, and one `ReadingType ref` anywhere among them), Meter and
+    UsagePoint elements (each exactly an mRID), whitespace between elements, every element with the prefix of the
+    cut's MeterReading end tag and no attribute but `ref` (so no namespace is declared inside the piece), and texts
+    of the characters in `_TEXT` only. Such a piece is well-formed XML whose tree holds exactly what the matched
+    texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece that does not match goes
+    to lxml. The readings are then cut out of the text by Polars string expressions (split at the end tags, the
+    texts after the start tags), which the grammar makes exact: every tag is where the grammar says, and no text
+    holds a `<`. Two Meter or UsagePoint elements in one MeterReading also go to lxml, which decides.
     """
 
     def __init__(self, prefix: str):
@@ -296,68 +308,83 @@ class _TextReader:
             return f"<{tag[name]}>{content}</{tag[name]}>"
 
         reading = element("IntervalReadings", f"{_WS}{element('timeStamp', _TEXT)}{_WS}{element('value', _TEXT)}{_WS}")
-        reading_type = (f"<{tag['ReadingType']}[ \t\r\n]++ref{_WS}={_WS}(?:\"{_REF}\"|'{_REF}'){_WS}"
+        reading_type = (f"<{tag['ReadingType']}[ \t\r\n]+ref{_WS}={_WS}(?:\"{_REF}\"|'{_REF}'){_WS}"
                         f"(?:/>|></{tag['ReadingType']}>)")
-        block = element("IntervalBlocks", f"{_WS}(?:{reading}{_WS})*+{reading_type}{_WS}(?:{reading}{_WS})*+")
+        block = element("IntervalBlocks", f"{_WS}(?:{reading}{_WS})*{reading_type}{_WS}(?:{reading}{_WS})*")
         mrid = f"{_WS}{element('mRID', _TEXT)}{_WS}"
         meter_reading = element(
-            "MeterReading", f"{_WS}(?:(?:{block}|{element('Meter', mrid)}|{element('UsagePoint', mrid)}){_WS})*+")
-        self.piece = re.compile(f"{_WS}(?:{meter_reading}{_WS})*+")
-        self.tag = {name: f"<{prefix}{name}>" for name in names}  # literal, for str.find
-        self.end_tag = {name: f"</{prefix}{name}>" for name in names}
-        self.timestamps = re.compile(f"<{tag['timeStamp']}>({_TEXT})</")
-        self.values = re.compile(f"<{tag['value']}>({_TEXT})</")
-        self.ref = re.compile(f"<{tag['ReadingType']}[ \t\r\n]++ref{_WS}={_WS}[\"']({_REF})[\"']")
-        self.mrid = re.compile(f"<{tag['mRID']}>({_TEXT})</")
+            "MeterReading", f"{_WS}(?:(?:{block}|{element('Meter', mrid)}|{element('UsagePoint', mrid)}){_WS})*")
+        self.grammar = f"^{_WS}(?:{meter_reading}{_WS})*$"
+        self.start = {name: f"<{prefix}{name}>" for name in names}  # literal
+        self.end = {name: f"</{prefix}{name}>" for name in names}
+        self.ref = f"<{tag['ReadingType']}[ \t\r\n]+ref{_WS}={_WS}[\"']({_REF})[\"']"
+        self.mrid = {name: f"<{tag[name]}>{_WS}<{tag['mRID']}>({_TEXT})</" for name in ("UsagePoint", "Meter")}
 
     @classmethod
     @functools.cache
     def of(cls, prefix: str) -> "_TextReader":
         return cls(prefix)
 
-    def read(self, piece: bytes) -> _Columns:
+    def matches(self, text: str) -> bool:
+        return pl.select(pl.lit(text).str.contains(self.grammar)).item()
+
+    def read(self, piece: bytes) -> pl.DataFrame:
+        """The piece's interval readings as raw texts (`RAW_SCHEMA`); `_NotExact` when the grammar refuses it."""
         try:
             text = piece.decode("utf-8")
         except UnicodeDecodeError:
             raise _NotExact from None
-        if self.piece.fullmatch(text) is None:
+        frame = pl.DataFrame({"piece": [text]}, schema={"piece": pl.Utf8})
+        del text
+        if not frame.select(pl.col("piece").str.contains(self.grammar)).item():
             raise _NotExact
-        columns = _Columns()
-        open_reading, close_reading = self.tag["MeterReading"], self.end_tag["MeterReading"]
-        open_block, close_block = self.tag["IntervalBlocks"], self.end_tag["IntervalBlocks"]
-        start = text.find(open_reading)
-        while start != -1:  # the grammar holds: tags are where these finds say, and texts hold no '<'
-            end = text.index(close_reading, start)
-            usage_point, meter = self._mrid_in(text, "UsagePoint", start, end), self._mrid_in(text, "Meter", start, end)
-            mark = len(columns)
-            block_start = text.find(open_block, start, end)
-            while block_start != -1:
-                block_end = text.index(close_block, block_start)
-                reading_type = energy_reading_type(self.ref.search(text, block_start, block_end).group(1).strip())
-                if not reading_type.is_interval:
-                    raise _NotExact
-                timestamps = self.timestamps.findall(text, block_start, block_end)
-                columns.timestamp.extend(timestamps)
-                columns.value.extend(self.values.findall(text, block_start, block_end))
-                columns.reading_type.extend([reading_type.code] * len(timestamps))
-                block_start = text.find(open_block, block_end, end)
-            added = len(columns) - mark
-            if added and usage_point is None:
+        start, end = self.start, self.end
+        reading = pl.col("reading")
+        value_at = reading.str.find(start["value"], literal=True) + len(start["value"])
+        rows = (
+            frame.lazy()
+            .select(pl.col("piece").str.split(end["MeterReading"]).alias("meter_reading"))
+            .explode("meter_reading")
+            .filter(pl.col("meter_reading").str.contains(start["IntervalBlocks"], literal=True))
+            .select(
+                pl.col("meter_reading").str.count_matches(start["UsagePoint"], literal=True).alias("usage_points"),
+                pl.col("meter_reading").str.count_matches(start["Meter"], literal=True).alias("meters"),
+                pl.col("meter_reading").str.extract(self.mrid["UsagePoint"]).str.strip_chars().alias(
+                    "usage_point_mrid"),
+                pl.col("meter_reading").str.extract(self.mrid["Meter"]).str.strip_chars().alias("meter_mrid"),
+                pl.col("meter_reading").str.split(end["IntervalBlocks"]).alias("block"),
+            )
+            .explode("block")
+            .filter(pl.col("block").str.contains(start["IntervalBlocks"], literal=True))
+            .select(
+                "usage_points", "meters", "usage_point_mrid", "meter_mrid",
+                pl.col("block").str.extract(self.ref).alias("reading_type"),
+                pl.col("block").str.split(start["timeStamp"]).list.slice(1).alias("reading"),
+            )
+            .explode("reading")  # each: the timestamp's text, its end tag, then the value element
+            .filter(pl.col("reading").is_not_null())  # a block without readings explodes to one null row
+            .with_columns(
+                reading.str.slice(0, reading.str.find("<", literal=True)).alias("timestamp_text"),
+                reading.str.slice(value_at, reading.str.find(end["value"], literal=True) - value_at).alias(
+                    "value_text"),
+                pl.col("usage_point_mrid", "meter_mrid").replace("", None),
+            )
+            .collect()
+        )
+        if rows.height and (rows["usage_points"].max() > 1 or rows["meters"].max() > 1
+                            or rows["usage_point_mrid"].null_count()):
+            raise _NotExact
+        codes = {}
+        for raw_code in rows["reading_type"].unique().to_list():
+            reading_type = energy_reading_type(raw_code.strip())
+            if not reading_type.is_interval:
                 raise _NotExact
-            columns.usage_point.extend([usage_point] * added)
-            columns.meter.extend([meter] * added)
-            start = text.find(open_reading, end)
-        columns.codes.extend([""] * len(columns))
-        return columns
-
-    def _mrid_in(self, text: str, name: str, start: int, end: int) -> str | None:
-        """The mRID of the MeterReading's `name` child, if any (two of them: lxml decides)."""
-        found = text.find(self.tag[name], start, end)
-        if found == -1:
-            return None
-        if text.find(self.tag[name], found + 1, end) != -1:
-            raise _NotExact
-        return self.mrid.search(text, found, end).group(1).strip() or None
+            codes[raw_code] = reading_type.code
+        return rows.select(
+            "usage_point_mrid", "meter_mrid",
+            pl.col("reading_type").replace_strict(codes, return_dtype=pl.Utf8),
+            "timestamp_text", "value_text", pl.lit("", dtype=pl.Utf8).alias("quality_codes"),
+        )
 
 
 def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
@@ -369,65 +396,36 @@ def _parse_piece(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
         try:
             if prefix is None:
                 raise _NotExact
-            intervals, registers = _TextReader.of(prefix).read(piece), _Columns()
+            intervals, registers = _TextReader.of(prefix).read(piece), None
         except _NotExact:
             parser = safe_feed_parser()
             for part in (wrapper[0], piece, wrapper[1]):  # fed in turn: no copy of the piece
                 parser.feed(part)
             root = parser.close()
-            intervals, registers = _PieceReader.of(namespace).read(root)
+            interval_columns, register_columns = _PieceReader.of(namespace).read(root)
             del root
-        interval_frame = _typed_frame(intervals, is_interval=True) if len(intervals) else None
-        register_frame = _typed_frame(registers, is_interval=False) if len(registers) else None
+            intervals = _raw_frame(interval_columns) if len(interval_columns) else None
+            registers = _raw_frame(register_columns) if len(register_columns) else None
+        interval_frame = typed_readings(intervals, is_interval=True) if intervals is not None and intervals.height \
+            else _EMPTY_INTERVALS
+        register_frame = typed_readings(registers, is_interval=False) if registers is not None else _EMPTY_REGISTERS
     except Exception:  # any doubt: the reference parser decides, with its own error message
         return None
-    empty_intervals = pl.DataFrame(schema={k: v for k, v in INTERVAL_SCHEMA.items() if k != "source_message_id"})
-    empty_registers = pl.DataFrame(schema={k: v for k, v in REGISTER_SCHEMA.items() if k != "source_message_id"})
-    return (interval_frame if interval_frame is not None else empty_intervals,
-            register_frame if register_frame is not None else empty_registers)
+    return interval_frame, register_frame
 
 
-def _parse_piece_in_worker(piece: bytes, wrapper: tuple[bytes, bytes], namespace: str,
-                           prefix: str | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """`_parse_piece` on a worker process, its text columns sent back as categoricals: a piece's usage points,
-    reading types and qualities repeat on every row, and pickling them as plain strings took half the time of
-    parsing the piece (and five times the bytes)."""
-    parsed = _parse_piece(piece, wrapper, namespace, prefix)
-    if parsed is None:
-        return None
-    return tuple(frame.with_columns(pl.col(pl.String).cast(pl.Categorical)) for frame in parsed)
-
-
-def _from_worker(parsed: tuple[pl.DataFrame, pl.DataFrame] | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    if parsed is None:
-        return None
-    return tuple(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)) for frame in parsed)
+_EMPTY_INTERVALS = pl.DataFrame(schema={k: v for k, v in INTERVAL_SCHEMA.items() if k != "source_message_id"})
+_EMPTY_REGISTERS = pl.DataFrame(schema={k: v for k, v in REGISTER_SCHEMA.items() if k != "source_message_id"})
 
 
 class _Reference(Exception):
     """The cut was wrong: read the whole file with the reference parser."""
 
 
-@contextmanager
-def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """Worker processes, started by spawn (not fork: the caller may hold DuckDB and other threads). Each worker
-    gets a single Polars thread: the workers already use every core."""
-    previous = os.environ.get("POLARS_MAX_THREADS")
-    os.environ["POLARS_MAX_THREADS"] = "1"  # workers are spawned on demand, inheriting the environment
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            yield pool
-    finally:
-        if previous is None:
-            os.environ.pop("POLARS_MAX_THREADS", None)
-        else:
-            os.environ["POLARS_MAX_THREADS"] = previous
-
-
 def iter_meter_readings_batches(source: Path | str | bytes, piece_bytes: int = PIECE_BYTES,
                                 workers: int | None = None) -> Iterator[MeterReadingsBatch]:
     """The batches of `iter_meter_readings_chunks(source)` (same rows, same errors, same final header on the
-    last batch), parsed in pieces on `workers` processes; one batch per piece. `source` is a file path or the
+    last batch), parsed in pieces on `workers` threads; one batch per piece. `source` is a file path or the
     message's bytes."""
     if isinstance(source, bytes | bytearray):
         opened, size = io.BytesIO(source), len(source)
@@ -463,15 +461,22 @@ def _parsed_pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int, workers:
         for piece in pieces:
             yield _exactly(piece, _parse_piece(piece, wrapper, namespace, prefix), layout)
         return
-    with _pool(workers) as pool:
-        pending: list[tuple[bytes, Future]] = []
-        for piece in pieces:
-            pending.append((piece, pool.submit(_parse_piece_in_worker, piece, wrapper, namespace, prefix)))
-            if len(pending) > workers:
-                done_piece, future = pending.pop(0)
-                yield _exactly(done_piece, _from_worker(future.result()), layout)
-        for done_piece, future in pending:
-            yield _exactly(done_piece, _from_worker(future.result()), layout)
+    # Threads, not processes: the text tier runs in Polars without the GIL, so nothing is pickled between
+    # processes and no interpreter is started. At most `workers + 1` pieces are in flight (memory stays flat).
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cim-parse") as pool:
+        pending: deque[tuple[bytes, Future]] = deque()
+        try:
+            for piece in pieces:
+                pending.append((piece, pool.submit(_parse_piece, piece, wrapper, namespace, prefix)))
+                if len(pending) > workers:
+                    done_piece, future = pending.popleft()
+                    yield _exactly(done_piece, future.result(), layout)
+            while pending:
+                done_piece, future = pending.popleft()
+                yield _exactly(done_piece, future.result(), layout)
+        finally:
+            for _piece, future in pending:  # the caller stopped early (an error, or it had enough)
+                future.cancel()
 
 
 def _text_prefix(layout: _Layout) -> str | None:

@@ -584,6 +584,20 @@ def upsert_register_reads(
     return _upsert_readings(con, df, _REGISTERS, _REGISTER_SELECT, _REGISTER_LOCAL_DATE, message_at)
 
 
+def _keys_ascend_by_channel(df: pl.DataFrame, channel: list[str], time_key: str) -> bool:
+    """Whether each channel's rows are together and in strictly ascending time, as a meter's readings normally
+    come: then no key repeats, which this shows with a few comparisons of neighbours instead of hashing every key."""
+    if df.height < 2:
+        return True
+    same_channel = pl.all_horizontal([pl.col(name) == pl.col(name).shift() for name in channel]).fill_null(False)
+    marked = df.select(*channel, same_channel.alias("_same"),
+                       (same_channel & (pl.col(time_key) <= pl.col(time_key).shift())).any().alias("_descending"))
+    if marked["_descending"][0]:
+        return False
+    starts = marked.filter(~pl.col("_same")).select(channel)  # one row per run of a channel
+    return starts.height == starts.unique().height
+
+
 class SpooledReadings:
     """The readings of one file, spooled batch by batch to Parquet files in `directory` (fast to write, nothing
     held in memory: DuckDB would keep a transaction's uncommitted appends in memory), then merged into
@@ -606,9 +620,11 @@ class SpooledReadings:
         _require_columns(df, columns, kind)
         if df.height == 0:
             return
-        df = self._unique_keys(kind, df)
+        # Texts as categoricals: they repeat on every row (a usage point, its reading type, one quality), and
+        # Parquet then writes each once per page instead of hashing every row's string.
+        df = self._unique_keys(kind, df.select(columns).with_columns(pl.col(pl.String).cast(pl.Categorical)))
         path = self.directory / f"{kind}-{len(self.files[kind]):06d}.parquet"
-        df.select(columns).with_columns(
+        df.with_columns(
             pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at")
         ).with_row_index("_row", offset=self.rows[kind]).write_parquet(path, compression="lz4", statistics=False)
         self.files[kind].append(path)
@@ -618,8 +634,10 @@ class SpooledReadings:
         """The batch with each key once (its last row wins, as in a frame load); and a note when a later batch
         has the same usage point and channel as an earlier one, so that the merge must look for repeats."""
         channel = ["usage_point_mrid", "flow", *(["interval_seconds"] if kind == "intervals" else [])]
-        keys = [*channel, "interval_end" if kind == "intervals" else "read_at"]
-        if df.select(pl.struct(keys).is_duplicated().any()).item():
+        time_key = "interval_end" if kind == "intervals" else "read_at"
+        keys = [*channel, time_key]
+        if not _keys_ascend_by_channel(df, channel, time_key) and df.select(
+                pl.struct(keys).is_duplicated().any()).item():
             df = df.unique(subset=keys, keep="last", maintain_order=True)
         channels = set(df.select(channel).unique().iter_rows())
         if not self.channels[kind].isdisjoint(channels):

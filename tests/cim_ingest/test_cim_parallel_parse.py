@@ -1,13 +1,14 @@
 """The parallel, piece-wise MeterReadings parser gives exactly the reference parser's batches and errors.
 
 Messages are written as files (by cim_ingest.writer, or edited by hand for the odd cases) and read both ways:
-`iter_meter_readings_chunks` (the reference) and `iter_meter_readings_batches` (pieces, in this process and on
-worker processes)."""
+`iter_meter_readings_chunks` (the reference) and `iter_meter_readings_batches` (pieces, in the calling thread and
+on parse threads)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -74,9 +75,10 @@ def test_regular_blocks_are_read_by_the_fast_path_and_match(tmp_path):
     assert combined(batches, "intervals").height == 5 * 192
 
 
-def _columns(columns) -> tuple:
-    return (columns.usage_point, columns.meter, columns.reading_type, columns.timestamp, columns.value,
-            columns.codes)
+def _as_frame(columns) -> pl.DataFrame:
+    from cim_ingest.meter_readings import _raw_frame
+
+    return _raw_frame(columns)
 
 
 def _prefixed(path: Path, prefix: str = "m") -> Path:
@@ -108,7 +110,7 @@ def test_regular_pieces_are_read_from_their_text_as_from_the_tree(tmp_path, shap
         from_text = parallel._TextReader.of(prefix).read(piece)  # raises when the grammar refuses the piece
         tree = etree.fromstring(b"".join((layout.wrapper()[0], piece, layout.wrapper()[1])))
         from_tree, _ = parallel._PieceReader.of(namespace).read(tree)
-        assert len(from_text) == 192 and _columns(from_text) == _columns(from_tree)
+        assert from_text.height == 192 and from_text.equals(_as_frame(from_tree))
     trees = _count_trees(monkeypatch)
     reference, batches = both(path)
     assert_same(reference, batches)
@@ -124,8 +126,9 @@ def _count_trees(monkeypatch) -> list:
 
 def test_the_text_grammar_takes_a_prefix_literally_and_only_a_declared_one():
     reader = parallel._TextReader.of("m.x:")
-    assert reader.piece.fullmatch("<m.x:MeterReading></m.x:MeterReading>")
-    assert reader.piece.fullmatch("<mYx:MeterReading></mYx:MeterReading>") is None
+    assert reader.matches("<m.x:MeterReading></m.x:MeterReading>")
+    assert not reader.matches("<mYx:MeterReading></mYx:MeterReading>")
+    assert not reader.matches("<m.x:MeterReading></m.x:MeterReading>\n<")  # the whole text must match
     layout = parallel._Layout(b"", b"", {None: "urn:a", "m": "urn:b"}, (0, 0), b"</m:MeterReading>")
     assert parallel._text_prefix(layout) == "m:"
     for namespaces, close_tag in (({None: "urn:a"}, b"</m:MeterReading>"),  # m undeclared
@@ -170,12 +173,30 @@ def test_a_message_in_memory_gives_the_same_batches(tmp_path):
     assert_same(reference, list(parallel.iter_meter_readings_batches(path.read_bytes(), piece_bytes=64)))
 
 
-def test_worker_processes_give_the_same_batches(tmp_path, monkeypatch):
+def test_parse_threads_give_the_same_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    path = write(tmp_path / "workers.xml", [regular_reading(i) for i in range(6)])
+    readings = [regular_reading(i) for i in range(6)]
+    block = readings[3].interval_blocks[0]  # one piece with qualities, for lxml on a parse thread too
+    readings[3] = MeterReadingOut("up-0003", "meter-0003", [
+        IntervalBlockOut(DELIVERED_15, block.ends, values_wh=block.values_wh, qualities=[("2.8.0",)] * 96)])
+    path = write(tmp_path / "workers.xml", readings)
+    threads = _parse_threads(monkeypatch)
     reference, pieces = both(path, workers=2)
     assert_same(reference, pieces)
     assert len(pieces) == 7  # six pieces and the closing batch with the final header
+    assert threads and all(name.startswith("cim-parse") for name in threads)
+
+
+def _parse_threads(monkeypatch) -> list:
+    """The names of the threads pieces were parsed on."""
+    names, original = [], parallel._parse_piece
+
+    def recording(*args):
+        names.append(threading.current_thread().name)
+        return original(*args)
+
+    monkeypatch.setattr(parallel, "_parse_piece", recording)
+    return names
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,

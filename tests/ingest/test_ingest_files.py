@@ -231,8 +231,8 @@ def test_partial_reply_is_loaded_and_its_errors_are_logged(data_dir, tmp_path, c
 
 
 @pytest.fixture
-def worker_pieces(monkeypatch):
-    """Every CIM file is parsed by worker processes, one MeterReading per piece, one staged batch per piece."""
+def threaded_pieces(monkeypatch):
+    """Every CIM file is parsed on parse threads, one MeterReading per piece, one staged batch per piece."""
     from cim_ingest import parallel_meter_readings
     from pipelines import file_ingest
 
@@ -240,7 +240,7 @@ def worker_pieces(monkeypatch):
     monkeypatch.setattr(parallel_meter_readings, "PARALLEL_MIN_BYTES", 0)
 
 
-def test_file_parsed_by_worker_processes_in_pieces_is_loaded_whole(data_dir, tmp_path, worker_pieces):
+def test_file_parsed_on_threads_in_pieces_is_loaded_whole(data_dir, tmp_path, threaded_pieces):
     path = message(tmp_path / "big.xml", [reading(UP1, [100] * 8), reading(UP2, [300] * 8)],
                    dt.datetime(2026, 3, 2, tzinfo=UTC), "m-big")
     [outcome] = ingest_files([path], data_dir)
@@ -252,7 +252,7 @@ def test_file_parsed_by_worker_processes_in_pieces_is_loaded_whole(data_dir, tmp
 
 @pytest.mark.parametrize("problem", ["bad_value_in_last_chunk", "unknown_usage_point_in_last_chunk"])
 def test_a_late_problem_in_a_file_in_pieces_rejects_it_before_any_write(
-        data_dir, tmp_path, worker_pieces, problem):
+        data_dir, tmp_path, threaded_pieces, problem):
     stranger = "99999999-9999-4999-8999-999999999999"
     last = reading(stranger if problem.startswith("unknown") else UP1, [200] * 8)
     path = message(tmp_path / "late.xml", [reading(UP1, [100] * 8), reading(UP2, [100] * 8), last],

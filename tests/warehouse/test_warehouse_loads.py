@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import numpy as np
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from warehouse_frames import (
     BILL_LINES_SCHEMA,
     BILLS_SCHEMA,
@@ -23,6 +25,7 @@ from warehouse_frames import (
 )
 
 from warehouse.loads import (
+    _keys_ascend_by_channel,
     upsert_bills,
     upsert_customers,
     upsert_interval_readings,
@@ -264,3 +267,27 @@ def test_150k_intervals_load_fast(loaded_con):
     assert first.inserted == 150_000 and second.unchanged == 150_000
     # The target is well under a second on a laptop; the bound leaves room for a busy CI machine.
     assert first_seconds < 3 and second_seconds < 3, (first_seconds, second_seconds)
+
+
+_CHANNELS = [("up-1", "delivered", 900), ("up-1", "received", 900), ("up-2", "delivered", 900),
+             ("up-2", "delivered", 3600)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_CHANNELS), st.integers(0, 6)), max_size=12))
+def test_the_neighbour_check_never_calls_repeated_keys_unique(rows):
+    """The spool's cheap test (each channel's rows together, in ascending time) says "unique" only when no key
+    repeats, whatever the order of the rows."""
+    frame = pl.DataFrame(
+        [(*channel, T0 + dt.timedelta(minutes=15 * step)) for channel, step in rows],
+        schema={"usage_point_mrid": pl.String, "flow": pl.String, "interval_seconds": pl.Int32,
+                "interval_end": pl.Datetime("us", "UTC")}, orient="row",
+    ).with_columns(pl.col(pl.String).cast(pl.Categorical))
+    keys = ["usage_point_mrid", "flow", "interval_seconds", "interval_end"]
+    says_unique = _keys_ascend_by_channel(frame, keys[:3], "interval_end")
+    if says_unique:
+        assert frame.unique(subset=keys).height == frame.height
+    ascending_runs = [(channel, step) for channel, step in rows]
+    if ascending_runs == sorted(ascending_runs, key=lambda row: (_CHANNELS.index(row[0]), row[1])) and len(
+            set(ascending_runs)) == len(ascending_runs):
+        assert says_unique  # and it does see the usual case: channels in turn, times ascending
