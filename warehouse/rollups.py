@@ -78,7 +78,12 @@ def rebuild_daily(con: duckdb.DuckDBPyConnection, first_local_date: dt.date, las
                 INSERT INTO daily_consumption (
                     supply_id, flow, local_date, interval_seconds, kwh, intervals, expected_intervals,
                     estimated_intervals, edited_intervals, missing_intervals, quality)
-                WITH per_length AS (
+                WITH dated AS (  -- each distinct instant's local day, converted once (supplies share instants)
+                    SELECT r.interval_end, d.local_date, d.day_seconds
+                    FROM (SELECT DISTINCT interval_end FROM interval_readings
+                          WHERE interval_end > ? AND interval_end <= ?) r
+                    JOIN {_DAY_BOUNDS} d ON d.local_date = {LOCAL_DATE_OF_END}
+                ), per_length AS (
                     SELECT r.supply_id, r.flow, d.local_date, r.interval_seconds,
                            coalesce(sum(r.kwh), 0) AS kwh,
                            count(r.kwh) AS intervals,
@@ -87,7 +92,7 @@ def rebuild_daily(con: duckdb.DuckDBPyConnection, first_local_date: dt.date, las
                                AS estimated_intervals,
                            count(*) FILTER (WHERE r.quality = 'edited' AND r.kwh IS NOT NULL) AS edited_intervals
                     FROM interval_readings r
-                    JOIN {_DAY_BOUNDS} d ON d.local_date = {LOCAL_DATE_OF_END}
+                    JOIN dated d ON d.interval_end = r.interval_end
                     WHERE r.interval_end > ? AND r.interval_end <= ?
                     GROUP BY r.supply_id, r.flow, d.local_date, r.interval_seconds
                     QUALIFY row_number() OVER (
@@ -102,7 +107,7 @@ def rebuild_daily(con: duckdb.DuckDBPyConnection, first_local_date: dt.date, las
                             ELSE 'actual' END AS quality
                 FROM per_length
                 """,
-                [window_start, window_end],
+                [window_start, window_end, window_start, window_end],
             )
             written = con.execute(
                 "SELECT count(*) FROM daily_consumption WHERE local_date BETWEEN ? AND ?",
