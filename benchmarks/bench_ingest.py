@@ -3,7 +3,7 @@ same file in the same run.
 
 A MeterReadings ResponseMessage of about `AMI_BENCH_INGEST_MB` MB (default 200; set 1024 for the 1 GB figure) is
 written with `cim_ingest.writer` (15-minute delivered readings for many usage points). Then, in rounds
-(`AMI_BENCH_INGEST_ROUNDS`, default 3), each step in a fresh process so peak RSS (`resource.getrusage`) belongs to
+(`AMI_BENCH_INGEST_ROUNDS`, default 5), each step in a fresh process so peak RSS (`resource.getrusage`) belongs to
 one step only:
 - baseline: `lxml.etree.parse(path)` (the whole tree, nothing else);
 - parse only: `cim_ingest.parallel_meter_readings` over the file (typed frames, nothing written), to show how the
@@ -142,7 +142,7 @@ def _ingest_once(path: Path, seeded: Path, work: Path) -> dict:
 
 def main() -> None:
     target_mb = int(os.environ.get("AMI_BENCH_INGEST_MB", "200"))
-    rounds = max(1, int(os.environ.get("AMI_BENCH_INGEST_ROUNDS", "3")))
+    rounds = max(1, int(os.environ.get("AMI_BENCH_INGEST_ROUNDS", "5")))
     skip_bare = os.environ.get("AMI_BENCH_SKIP_BARE") == "1"
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import polars as pl
 from lxml import etree
 
@@ -376,26 +377,24 @@ def typed_readings(raw: pl.DataFrame, is_interval: bool) -> pl.DataFrame:
               if name != "source_message_id"}
     time_column = "interval_end" if is_interval else "read_at"
     types = _reading_types(raw["reading_type"].unique().to_list(), is_interval)
-    multipliers = {code: 10.0 ** max(rt.multiplier - 3, 0) for code, rt in types.items()}
-    divisors = {code: 10.0 ** max(3 - rt.multiplier, 0) for code, rt in types.items()}
-    reading_type = pl.col("reading_type")
-    value_text = pl.col("value_text").str.strip_chars()
-    parsed = raw.with_columns(
+    parsed = raw.lazy().with_columns(
         pl.col("timestamp_text").str.strip_chars(),
-        value_text.replace("", None).alias("value_text"),
-    )
-    parsed = parsed.with_columns(
-        _parse_timestamps(parsed["timestamp_text"]).alias(time_column),
-        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
-    )
-    _raise_for_bad_timestamps(parsed, time_column)
-    _raise_for_bad_values(parsed)
+        pl.col("value_text").str.strip_chars().replace("", None),
+    ).with_columns(pl.col("value_text").cast(pl.Float64, strict=False).alias("value")).collect(engine="in-memory")
+    parsed = parsed.with_columns(_parse_timestamps(parsed["timestamp_text"]).alias(time_column))
+    bad_timestamps, bad_values = parsed.select(
+        pl.col(time_column).null_count(), _bad_value.sum()).row(0)
+    if bad_timestamps:
+        _raise_for_bad_timestamps(parsed, time_column)
+    if bad_values:
+        _raise_for_bad_values(parsed)
     qualities = {codes: portal_quality_of_joined(codes) for codes in parsed["quality_codes"].unique().to_list()}
-    result = parsed.with_columns(
-        # Per-row factors, never constants: Polars turns a division by a constant into a multiplication by its
-        # inverse, which is not always the exactly rounded quotient (0.627 / 1000 would give 0.0006270000000000001).
-        (pl.col("value") * reading_type.replace_strict(multipliers, return_dtype=pl.Float64)
-         / reading_type.replace_strict(divisors, return_dtype=pl.Float64)).alias("kwh"),
+    reading_type = pl.col("reading_type")
+    return parsed.lazy().with_columns(
+        (pl.col("value") * _factor(reading_type, {code: 10.0 ** max(rt.multiplier - 3, 0) for code, rt in
+                                                  types.items()}, parsed.height)
+         / _factor(reading_type, {code: 10.0 ** max(3 - rt.multiplier, 0) for code, rt in types.items()},
+                   parsed.height)).alias("kwh"),
         _by_code(reading_type, {code: rt.flow for code, rt in types.items()}, pl.Utf8).alias("flow"),
         _by_code(reading_type, {code: rt.interval_seconds for code, rt in types.items()}, pl.Int32).alias(
             "interval_seconds"),
@@ -403,8 +402,19 @@ def typed_readings(raw: pl.DataFrame, is_interval: bool) -> pl.DataFrame:
         .then(pl.lit(MISSING))
         .otherwise(_by_code(pl.col("quality_codes"), qualities, pl.Utf8))
         .alias("quality"),
-    )
-    return result.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()]).collect(engine="in-memory")
+
+
+_bad_value = (pl.col("value_text").is_not_null() & pl.col("value").is_null()) | ~pl.col("value").is_finite()
+
+
+def _factor(column: pl.Expr, mapping: dict, rows: int) -> pl.Expr:
+    """Per-row scale factors, never a constant: Polars turns a division by a constant into a multiplication by
+    its inverse, which is not always the exactly rounded quotient (0.627 / 1000 would give 0.0006270000000000001);
+    one reading type gives a column of its factor without a lookup per row."""
+    if len(mapping) == 1:
+        return pl.lit(pl.Series(np.full(rows, next(iter(mapping.values())), dtype=np.float64)))
+    return column.replace_strict(mapping, return_dtype=pl.Float64)
 
 
 def _by_code(column: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
@@ -440,9 +450,7 @@ def _raise_for_bad_timestamps(parsed: pl.DataFrame, time_column: str) -> None:
 
 
 def _raise_for_bad_values(parsed: pl.DataFrame) -> None:
-    bad = parsed.filter(
-        (pl.col("value_text").is_not_null() & pl.col("value").is_null()) | ~pl.col("value").is_finite()
-    )
+    bad = parsed.filter(_bad_value)
     if bad.height == 0:
         return
     row = bad.row(0, named=True)
