@@ -273,3 +273,23 @@ def test_a_file_not_in_utf8_is_read_whole_by_the_reference(tmp_path):
     reference, pieces = both(path)
     assert_same(reference, pieces)
     assert "medidor-año" in combined(pieces, "intervals")["meter_mrid"].to_list()
+
+
+def test_wh_values_read_from_the_text_scale_to_the_exactly_rounded_kwh(tmp_path):
+    """A Wh reading type (no multiplier) read by the text tier divides each value by 1000 exactly as Python does
+    (a division by a constant in Polars would multiply by 0.001 and miss the nearest double for some values)."""
+    wh = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.0.72.0"
+    values = [627, 1, 3, 7, 49, 999, 1001, 12345, 33333, 77777]
+    start = dt.datetime(2026, 4, 4, 3, tzinfo=UTC)
+    ends = [start + dt.timedelta(minutes=15 * (i + 1)) for i in range(len(values))]
+    readings = [MeterReadingOut(f"up-{n}", f"meter-{n}", [IntervalBlockOut(wh, ends, values=values)])
+                for n in range(3)]
+    path = write(tmp_path / "wh.xml", readings)
+    with open(path, "rb") as handle:
+        layout = parallel._layout(handle, path.stat().st_size)
+        pieces = list(parallel._pieces(handle, layout, 64))
+    raw = parallel._TextReader.of("").read(pieces[0])  # the text tier reads it (raises if it refused)
+    assert raw.height == len(values)
+    reference, batches = both(path)
+    assert_same(reference, batches)
+    assert combined(batches, "intervals")["kwh"].to_list() == [value / 1000 for value in values] * 3

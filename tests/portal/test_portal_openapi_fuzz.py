@@ -86,7 +86,9 @@ def test_generated_requests_never_fail_and_match_the_schema(portal_app, served_p
     for operation in operations:
         live = any(part in operation.path for part in LIVE_PATHS)
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        # derandomized: the same examples every run, so the assertions on what they reached cannot flake
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
         @given(case=operation.as_strategy())
         def check(case):
             response = case.call(base_url=f"{served_portal}/api/v1", session=session)
