@@ -283,16 +283,18 @@ _WS = "[ \t\r\n]*"  # whitespace between elements (tails lxml would give, and th
 # anything else sends the piece to lxml, which knows what such characters mean or which are not allowed.
 _TEXT = "[0-9A-Za-z:.+\\-_/, \t\n]+"
 _REF = "[0-9A-Za-z.:_\\-]*"
+_QUALITY_REF = "[0-9A-Za-z.:_\\-]+"  # an empty one is an error, which the reference parser words
 
 
 class _TextReader:
     """Regular MeterReading elements read from the piece's text by a grammar, without building a tree.
 
     The whole piece must match a strict subset of XML (`grammar`): MeterReading elements holding IntervalBlocks
-    (IntervalReadings of exactly a timeStamp then a value, and one `ReadingType ref` anywhere among them), Meter and
-    UsagePoint elements (each exactly an mRID), whitespace between elements, every element with the prefix of the
-    cut's MeterReading end tag and no attribute but `ref` (so no namespace is declared inside the piece), and texts
-    of the characters in `_TEXT` only. Such a piece is well-formed XML whose tree holds exactly what the matched
+    (IntervalReadings of a timeStamp, then a value or none, then ReadingQualities each holding one or more
+    `ReadingQualityType ref`, and one `ReadingType ref` anywhere among the readings), Meter and UsagePoint elements
+    (each exactly an mRID), whitespace between elements, every element with the prefix of the cut's MeterReading
+    end tag and no attribute but `ref` (so no namespace is declared inside the piece), non-empty texts of the
+    characters in `_TEXT` only, and non-empty quality refs. Such a piece is well-formed XML whose tree holds exactly what the matched
     texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece that does not match goes
     to lxml. The readings are then cut out of the text by Polars string expressions (split at the end tags, the
     texts after the start tags), which the grammar makes exact: every tag is where the grammar says, and no text
@@ -301,15 +303,20 @@ class _TextReader:
 
     def __init__(self, prefix: str):
         names = ("MeterReading", "IntervalBlocks", "IntervalReadings", "timeStamp", "value", "ReadingType",
-                 "UsagePoint", "Meter", "mRID")
+                 "UsagePoint", "Meter", "mRID", "ReadingQualities", "ReadingQualityType")
         tag = {name: re.escape(f"{prefix}{name}") for name in names}  # in patterns (a prefix may hold a '.')
 
         def element(name: str, content: str) -> str:
             return f"<{tag[name]}>{content}</{tag[name]}>"
 
-        reading = element("IntervalReadings", f"{_WS}{element('timeStamp', _TEXT)}{_WS}{element('value', _TEXT)}{_WS}")
-        reading_type = (f"<{tag['ReadingType']}[ \t\r\n]+ref{_WS}={_WS}(?:\"{_REF}\"|'{_REF}'){_WS}"
-                        f"(?:/>|></{tag['ReadingType']}>)")
+        def with_ref(name: str, ref: str) -> str:  # an element whose only content is its `ref` attribute
+            return (f"<{tag[name]}[ \t\r\n]+ref{_WS}={_WS}(?:\"{ref}\"|'{ref}'){_WS}"
+                    f"(?:/>|></{tag[name]}>)")
+
+        qualities = element("ReadingQualities", f"{_WS}(?:{with_ref('ReadingQualityType', _QUALITY_REF)}{_WS})+")
+        reading = element("IntervalReadings", f"{_WS}{element('timeStamp', _TEXT)}{_WS}"
+                                              f"(?:{element('value', _TEXT)}{_WS})?(?:{qualities}{_WS})*")
+        reading_type = with_ref("ReadingType", _REF)
         block = element("IntervalBlocks", f"{_WS}(?:{reading}{_WS})*{reading_type}{_WS}(?:{reading}{_WS})*")
         mrid = f"{_WS}{element('mRID', _TEXT)}{_WS}"
         meter_reading = element(
@@ -319,6 +326,8 @@ class _TextReader:
         self.end = {name: f"</{prefix}{name}>" for name in names}
         self.ref = f"<{tag['ReadingType']}[ \t\r\n]+ref{_WS}={_WS}[\"']({_REF})[\"']"
         self.mrid = {name: f"<{tag[name]}>{_WS}<{tag['mRID']}>({_TEXT})</" for name in ("UsagePoint", "Meter")}
+        self.quality_ref = f"<{tag['ReadingQualityType']}[ \t\r\n]+ref{_WS}={_WS}[\"']{_QUALITY_REF}"
+        self.quality_start = f"<{prefix}ReadingQualityType"
 
     @classmethod
     @functools.cache
@@ -338,7 +347,15 @@ class _TextReader:
             raise _NotExact
         start, end = self.start, self.end
         reading = pl.col("reading")
-        value_at = reading.str.find(start["value"], literal=True) + len(start["value"])
+        value_at = reading.str.find(start["value"], literal=True) + len(start["value"])  # null: no value
+        # Quality refs, in document order, joined as the reference parser joins them; looked for only in a piece
+        # that has any (a regular expression per reading costs as much as the rest of the reading).
+        if frame.select(pl.col("piece").str.contains(self.quality_start, literal=True)).item():
+            codes = (reading.str.slice(0, reading.str.find(end["IntervalReadings"], literal=True))
+                     .str.extract_all(self.quality_ref)
+                     .list.eval(pl.element().str.replace(r"^[^\"']*[\"']", "")).list.join(";"))
+        else:
+            codes = pl.lit("", dtype=pl.Utf8)
         rows = (
             frame.lazy()
             .select(pl.col("piece").str.split(end["MeterReading"]).alias("meter_reading"))
@@ -365,6 +382,7 @@ class _TextReader:
                 reading.str.slice(0, reading.str.find("<", literal=True)).alias("timestamp_text"),
                 reading.str.slice(value_at, reading.str.find(end["value"], literal=True) - value_at).alias(
                     "value_text"),
+                codes.alias("quality_codes"),
                 pl.col("usage_point_mrid", "meter_mrid").replace("", None),
             )
             .collect(engine="in-memory")  # a plan of one row exploded twice: faster than the streaming engine
@@ -381,7 +399,7 @@ class _TextReader:
         return rows.select(
             "usage_point_mrid", "meter_mrid",
             pl.col("reading_type").replace_strict(codes, return_dtype=pl.Utf8),
-            "timestamp_text", "value_text", pl.lit("", dtype=pl.Utf8).alias("quality_codes"),
+            "timestamp_text", "value_text", "quality_codes",
         )
 
 

@@ -124,6 +124,62 @@ def _count_trees(monkeypatch) -> list:
     return built
 
 
+def test_qualities_and_missing_values_are_read_from_the_text_as_by_the_reference(tmp_path, monkeypatch):
+    readings = [regular_reading(i) for i in range(3)]
+    block = readings[1].interval_blocks[0]
+    values = [None if i % 10 == 3 else wh / 1000 for i, wh in enumerate(block.values_wh)]  # some missing
+    qualities = [("2.8.0",) if i % 7 == 0 else ("2.7.0", "2.4.0") if i % 11 == 0 else () for i in range(96)]
+    readings[1] = MeterReadingOut("up-0001", "meter-0001", [
+        IntervalBlockOut(DELIVERED_15, block.ends, values=values, qualities=qualities)])
+    path = write(tmp_path / "qualities.xml", readings)
+    edited(path, "</ReadingQualities><ReadingQualities>", "</ReadingQualities>\n <ReadingQualities>")
+    edited(path, '<ReadingQualityType ref="2.4.0"/>', "<ReadingQualityType ref='2.4.0'></ReadingQualityType>")
+    trees = _count_trees(monkeypatch)
+    reference, batches = both(path)
+    assert_same(reference, batches)
+    assert trees == []  # every piece was read from its text
+    intervals = combined(batches, "intervals").filter(pl.col("usage_point_mrid") == "up-0001")
+    assert intervals["quality_codes"].to_list()[:12] == ["2.8.0", "", "", "", "", "", "", "2.8.0", "", "", "",
+                                                         "2.7.0;2.4.0"]
+    assert intervals["kwh"].null_count() == 10 and set(intervals.filter(pl.col("kwh").is_null())["quality"]) == {
+        "missing"}
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ('<ReadingQualityType ref="2.8.0"/>', '<ReadingQualityType ref=""/>'),  # an empty code: an error
+        ('<ReadingQualities><ReadingQualityType ref="2.8.0"/></ReadingQualities>',
+         '<ReadingQualities ref="2.8.0"></ReadingQualities>'),  # the code on ReadingQualities itself
+        ('<ReadingQualities><ReadingQualityType ref="2.8.0"/>',
+         '<ReadingQualities>x<ReadingQualityType ref="2.8.0"/>'),  # text among them
+        ("<ReadingQualities><ReadingQualityType", "<ReadingQualities></ReadingQualities><ReadingQualities>"
+                                                  "<ReadingQualityType"),  # one holding no code: an error
+    ],
+)
+def test_quality_shapes_the_text_grammar_refuses_go_to_the_tree(tmp_path, old, new, monkeypatch):
+    readings = [regular_reading(i) for i in range(3)]
+    block = readings[0].interval_blocks[0]
+    readings[0] = MeterReadingOut("up-0000", "meter-0000", [IntervalBlockOut(
+        DELIVERED_15, block.ends, values_wh=block.values_wh, qualities=[("2.8.0",)] + [()] * 95)])
+    path = edited(write(tmp_path / "odd.xml", readings), old, new)
+    with open(path, "rb") as handle:
+        layout = parallel._layout(handle, path.stat().st_size)
+        pieces = list(parallel._pieces(handle, layout, 64))
+    with pytest.raises(parallel._NotExact):
+        parallel._TextReader.of("").read(pieces[0])
+    for piece in pieces[1:]:
+        parallel._TextReader.of("").read(piece)
+    try:
+        reference = list(iter_meter_readings_chunks(path))
+    except CimError as expected:
+        with pytest.raises(CimError) as got:
+            list(parallel.iter_meter_readings_batches(path, piece_bytes=64, workers=1))
+        assert str(got.value) == str(expected)
+    else:
+        assert_same(reference, list(parallel.iter_meter_readings_batches(path, piece_bytes=64, workers=1)))
+
+
 def test_the_text_grammar_takes_a_prefix_literally_and_only_a_declared_one():
     reader = parallel._TextReader.of("m.x:")
     assert reader.matches("<m.x:MeterReading></m.x:MeterReading>")
