@@ -294,11 +294,12 @@ class _TextReader:
     `ReadingQualityType ref`, and one `ReadingType ref` anywhere among the readings), Meter and UsagePoint elements
     (each exactly an mRID), whitespace between elements, every element with the prefix of the cut's MeterReading
     end tag and no attribute but `ref` (so no namespace is declared inside the piece), non-empty texts of the
-    characters in `_TEXT` only, and non-empty quality refs. Such a piece is well-formed XML whose tree holds exactly what the matched
-    texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece that does not match goes
-    to lxml. The readings are then cut out of the text by Polars string expressions (split at the end tags, the
-    texts after the start tags), which the grammar makes exact: every tag is where the grammar says, and no text
-    holds a `<`. Two Meter or UsagePoint elements in one MeterReading also go to lxml, which decides.
+    characters in `_TEXT` only, and non-empty quality refs. Such a piece is well-formed XML whose tree holds
+    exactly what the matched texts say, so the readings are those `_PieceReader` takes from lxml's tree; a piece
+    that does not match goes to lxml. The readings are then cut out of the text by Polars string expressions
+    (split at the end tags, the texts after the start tags), which the grammar makes exact: every tag is where
+    the grammar says, and no text holds a `<`. Two Meter or UsagePoint elements in one MeterReading also go to
+    lxml, which decides.
     """
 
     def __init__(self, prefix: str):

@@ -626,7 +626,8 @@ class SpooledReadings:
         path = self.directory / f"{kind}-{len(self.files[kind]):06d}.parquet"
         df.with_columns(
             pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at")
-        ).with_row_index("_row", offset=self.rows[kind]).write_parquet(path, compression="lz4", statistics=False)
+        ).with_row_index("_row", offset=self.rows[kind]).write_parquet(
+            path, compression="uncompressed", statistics=False)  # read once, soon: compressing costs more than it saves
         self.files[kind].append(path)
         self.rows[kind] += df.height
 
