@@ -23,9 +23,11 @@ time in Python. This module gives the same batches faster for the files that mak
    run in parallel with nothing pickled and no interpreter started (pieces for lxml mostly hold it).
 
 Any piece the fast path cannot read exactly, or that holds an error, is parsed again by the reference parser
-as `head + piece + tail`, so errors and their messages are the reference parser's. When the cut itself turns
-out wrong (a piece is not well-formed on its own), the whole file is handed to the reference parser; batches
-already yielded are then yielded again, which is harmless to an idempotent load in the same transaction.
+as `head + piece + tail`, so errors and their messages are the reference parser's for that piece (with several
+errors in a file, the reference parser reading it whole might report another first). When the cut itself
+turns out wrong (a piece is not well-formed on its own), the whole file is handed to the reference parser;
+batches already yielded are then yielded again, which is harmless to an idempotent load in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -377,9 +379,11 @@ class _TextReader:
                 pl.col("block").str.extract(self.ref).alias("reading_type"),
                 pl.col("block").str.split(start["timeStamp"]).list.slice(1).alias("reading"),
             )
-            .explode("reading")  # each: the timestamp's text, its end tag, then the value element
-            .filter(pl.col("reading").is_not_null())  # a block without readings explodes to one null row
+            # each: the timestamp's text, its end tag, then the value element; a block without readings becomes
+            # one null row, so that its ReadingType is checked too
+            .explode("reading", empty_as_null=True)
             .with_columns(
+                reading.is_not_null().alias("has_reading"),
                 reading.str.slice(0, reading.str.find("<", literal=True)).alias("timestamp_text"),
                 reading.str.slice(value_at, reading.str.find(end["value"], literal=True) - value_at).alias(
                     "value_text"),
@@ -388,15 +392,16 @@ class _TextReader:
             )
             .collect(engine="in-memory")  # a plan of one row exploded twice: faster than the streaming engine
         )
-        if rows.height and (rows["usage_points"].max() > 1 or rows["meters"].max() > 1
-                            or rows["usage_point_mrid"].null_count()):
-            raise _NotExact
         codes = {}
-        for raw_code in rows["reading_type"].unique().to_list():
-            reading_type = energy_reading_type(raw_code.strip())
+        for raw_code in rows["reading_type"].unique().to_list():  # every block's, those without readings too
+            reading_type = energy_reading_type(raw_code.strip())  # raises for an empty or unknown code
             if not reading_type.is_interval:
                 raise _NotExact
             codes[raw_code] = reading_type.code
+        rows = rows.filter("has_reading")
+        if rows.height and (rows["usage_points"].max() > 1 or rows["meters"].max() > 1
+                            or rows["usage_point_mrid"].null_count()):
+            raise _NotExact
         return rows.select(
             "usage_point_mrid", "meter_mrid",
             pl.col("reading_type").replace_strict(codes, return_dtype=pl.Utf8),

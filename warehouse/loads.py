@@ -591,7 +591,8 @@ def _keys_ascend_by_channel(df: pl.DataFrame, channel: list[str], time_key: str)
         return True
     same_channel = pl.all_horizontal([pl.col(name) == pl.col(name).shift() for name in channel]).fill_null(False)
     marked = df.select(*channel, same_channel.alias("_same"),
-                       (same_channel & (pl.col(time_key) <= pl.col(time_key).shift())).any().alias("_descending"))
+                       (same_channel & (pl.col(time_key) <= pl.col(time_key).shift())).fill_null(True).any()
+                       .alias("_descending"))  # a null time: not known to ascend
     if marked["_descending"][0]:
         return False
     starts = marked.filter(~pl.col("_same")).select(channel)  # one row per run of a channel

@@ -306,6 +306,11 @@ def test_unusual_but_valid_shapes_match_the_reference(tmp_path, old, new):
         ("<UsagePoint><mRID>up-0002</mRID></UsagePoint>", ""),
         ("</IntervalBlocks>", "<IntervalReadings><timeStamp>x</timeStamp></IntervalReadings></IntervalBlocks>"),
         ("<Meter><mRID>meter-0001</mRID>", "<Meter><IntervalReadings/><mRID>meter-0001</mRID>"),
+        # a block without readings still needs a valid interval ReadingType
+        ("</UsagePoint>", '</UsagePoint><IntervalBlocks><ReadingType ref="0.0.0.1.1.1.12.0.0.0.0.0.0.0.0.3.72.0"/>'
+                          "</IntervalBlocks>"),
+        ("</UsagePoint>", '</UsagePoint><IntervalBlocks><ReadingType ref=""/></IntervalBlocks>'),
+        ("</UsagePoint>", '</UsagePoint><IntervalBlocks><ReadingType ref="x"/></IntervalBlocks>'),
         ("<Result>OK</Result>", "<Result>FAILED</Result>"),
         ("</MeterReadings>", "</MeterReading></MeterReadings>"),
         ("<MeterReading>", "<!DOCTYPE x [<!ENTITY a \"b\">]><MeterReading>"),

@@ -291,3 +291,10 @@ def test_the_neighbour_check_never_calls_repeated_keys_unique(rows):
     if ascending_runs == sorted(ascending_runs, key=lambda row: (_CHANNELS.index(row[0]), row[1])) and len(
             set(ascending_runs)) == len(ascending_runs):
         assert says_unique  # and it does see the usual case: channels in turn, times ascending
+
+
+def test_the_neighbour_check_does_not_call_null_times_unique():
+    frame = pl.DataFrame({"usage_point_mrid": ["up-1", "up-1"], "flow": ["delivered"] * 2,
+                          "interval_seconds": [900, 900], "interval_end": [None, None]},
+                         schema_overrides={"interval_end": pl.Datetime("us", "UTC")})
+    assert not _keys_ascend_by_channel(frame, ["usage_point_mrid", "flow", "interval_seconds"], "interval_end")
