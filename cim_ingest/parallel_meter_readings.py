@@ -354,11 +354,11 @@ class _TextReader:
         # Quality refs, in document order, joined as the reference parser joins them; looked for only in a piece
         # that has any (a regular expression per reading costs as much as the rest of the reading).
         if frame.select(pl.col("piece").str.contains(self.quality_start, literal=True)).item():
-            codes = (reading.str.slice(0, reading.str.find(end["IntervalReadings"], literal=True))
-                     .str.extract_all(self.quality_ref)
-                     .list.eval(pl.element().str.replace(r"^[^\"']*[\"']", "")).list.join(";"))
+            quality_codes = (reading.str.slice(0, reading.str.find(end["IntervalReadings"], literal=True))
+                             .str.extract_all(self.quality_ref)
+                             .list.eval(pl.element().str.replace(r"^[^\"']*[\"']", "")).list.join(";"))
         else:
-            codes = pl.lit("", dtype=pl.Utf8)
+            quality_codes = pl.lit("", dtype=pl.Utf8)
         rows = (
             frame.lazy()
             .select(pl.col("piece").str.split(end["MeterReading"]).alias("meter_reading"))
@@ -387,7 +387,7 @@ class _TextReader:
                 reading.str.slice(0, reading.str.find("<", literal=True)).alias("timestamp_text"),
                 reading.str.slice(value_at, reading.str.find(end["value"], literal=True) - value_at).alias(
                     "value_text"),
-                codes.alias("quality_codes"),
+                quality_codes.alias("quality_codes"),
                 pl.col("usage_point_mrid", "meter_mrid").replace("", None),
             )
             .collect(engine="in-memory")  # a plan of one row exploded twice: faster than the streaming engine
