@@ -180,7 +180,7 @@ def _pieces(handle: BinaryIO, layout: _Layout, piece_bytes: int) -> Iterator[byt
 
 
 class _PieceReader:
-    """Compiled expressions for one MeterReadings namespace (built once per worker and namespace)."""
+    """Compiled expressions for one MeterReadings namespace (built once per parse thread and namespace)."""
 
     def __init__(self, namespace: str):
         ns = {"m": namespace}
