@@ -257,6 +257,21 @@ class _Connection:
         return self.raw.execute(sql, params)
 
 
+def _use_wal(raw: sqlite3.Connection, wait_seconds: float = 30) -> None:
+    """Switch the database to WAL. The switch needs the database to itself, and SQLite answers "database is
+    locked" at once (without its busy handler) while another worker holds it, so it is retried for a while."""
+    deadline, delay = time.monotonic() + wait_seconds, 0.01
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class AccountStore:
     """Accounts and everything security-related about them, in SQLite (a path) or PostgreSQL (a URL)."""
 
@@ -309,7 +324,7 @@ class AccountStore:
             raw = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
                 raw.execute("PRAGMA busy_timeout = 30000")
-                raw.execute("PRAGMA journal_mode = WAL")
+                _use_wal(raw)
                 raw.execute("BEGIN IMMEDIATE")  # one migrator at a time
                 try:
                     self._migrate(_Connection(raw, "sqlite"))

@@ -53,7 +53,8 @@ def test_migrations_apply_once_and_are_recorded(location):
     assert [row[0] for row in rows] == [version for version, _, _ in MIGRATIONS]
 
 
-def test_concurrent_initialisation_from_many_workers(location):
+@pytest.mark.parametrize("round_", range(20))  # a race: one round in a few dozen used to lose it
+def test_concurrent_initialisation_from_many_workers(location, round_):
     errors = []
 
     def initialise():
