@@ -141,6 +141,8 @@ def _ingest_once(path: Path, seeded: Path, work: Path) -> dict:
 
 
 def main() -> None:
+    from cim_ingest.parallel_meter_readings import WORKERS
+
     target_mb = int(os.environ.get("AMI_BENCH_INGEST_MB", "200"))
     rounds = max(1, int(os.environ.get("AMI_BENCH_INGEST_ROUNDS", "5")))
     skip_bare = os.environ.get("AMI_BENCH_SKIP_BARE") == "1"
@@ -162,19 +164,19 @@ def main() -> None:
             parse_only = _measure(_PARSE_ONLY, str(path))
             ingest = _ingest_once(path, seeded, work)
             assert ingest["readings"] == readings, ingest
-            line = (f"round {number}: parse only {parse_only['seconds']:.2f} s, ingest {ingest['seconds']:.2f} s "
-                    f"(peak RSS {ingest['rss_mb']:,.0f} MB)")
+            parts = [f"parse only {parse_only['seconds']:.2f} s",
+                     f"ingest {ingest['seconds']:.2f} s (peak RSS {ingest['rss_mb']:,.0f} MB)"]
             if bare is not None:
                 bare_runs.append(bare)
-                line = (f"round {number}: bare parse {bare['seconds']:.2f} s (peak RSS {bare['rss_mb']:,.0f} MB), "
-                        + line.split(": ", 1)[1] + f"; ratio {ingest['seconds'] / bare['seconds']:.2f}x")
-            print(line, flush=True)
+                parts.insert(0, f"bare parse {bare['seconds']:.2f} s (peak RSS {bare['rss_mb']:,.0f} MB)")
+                parts[-1] += f"; ratio {ingest['seconds'] / bare['seconds']:.2f}x"
+            print(f"round {number}: " + ", ".join(parts), flush=True)
             parse_runs.append(parse_only)
             ingest_runs.append(ingest)
         ingest_s = statistics.median(run["seconds"] for run in ingest_runs)
         parse_s = statistics.median(run["seconds"] for run in parse_runs)
         rss = max(run["rss_mb"] for run in ingest_runs)
-        print(f"parse only (pieces on {_parse_threads()} threads, no warehouse), median: {parse_s:.2f} s")
+        print(f"parse only (pieces on {WORKERS} threads, no warehouse), median: {parse_s:.2f} s")
         print(f"ingest to committed rows, median: {ingest_s:.2f} s, {readings:,} readings; peak RSS {rss:,.0f} MB "
               f"(the ingest process, parse threads included; highest of {rounds} rounds)")
         print(f"ingest throughput: {readings / ingest_s:,.0f} readings/s, {size_mb / ingest_s:.1f} MB/s")
@@ -186,11 +188,6 @@ def main() -> None:
             print(f"ratio ingest / bare parse (medians of {rounds} rounds): {ingest_s / bare_s:.2f}x (goal <= 1.5x); "
                   f"memory ingest / bare parse: {rss / bare_rss:.2f}x")
 
-
-def _parse_threads() -> int:
-    from cim_ingest.parallel_meter_readings import WORKERS
-
-    return WORKERS
 
 
 if __name__ == "__main__":

@@ -414,7 +414,7 @@ def _factor(column: pl.Expr, mapping: dict, rows: int) -> pl.Expr:
     one reading type gives a column of its factor without a lookup per row."""
     if len(mapping) == 1:
         return pl.lit(pl.Series(np.full(rows, next(iter(mapping.values())), dtype=np.float64)))
-    return column.replace_strict(mapping, return_dtype=pl.Float64)
+    return _by_code(column, mapping, pl.Float64)
 
 
 def _by_code(column: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:

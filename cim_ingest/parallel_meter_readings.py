@@ -346,14 +346,18 @@ class _TextReader:
             frame = pl.DataFrame({"piece": pl.Series([piece], dtype=pl.Binary).cast(pl.Utf8)})
         except pl.exceptions.ComputeError:
             raise _NotExact from None
-        if not frame.select(pl.col("piece").str.contains(self.grammar)).item():
+        matches, has_qualities = frame.select(
+            pl.col("piece").str.contains(self.grammar).alias("matches"),
+            pl.col("piece").str.contains(self.quality_start, literal=True).alias("has_qualities"),
+        ).row(0)
+        if not matches:
             raise _NotExact
         start, end = self.start, self.end
         reading = pl.col("reading")
         value_at = reading.str.find(start["value"], literal=True) + len(start["value"])  # null: no value
         # Quality refs, in document order, joined as the reference parser joins them; looked for only in a piece
         # that has any (a regular expression per reading costs as much as the rest of the reading).
-        if frame.select(pl.col("piece").str.contains(self.quality_start, literal=True)).item():
+        if has_qualities:
             quality_codes = (reading.str.slice(0, reading.str.find(end["IntervalReadings"], literal=True))
                              .str.extract_all(self.quality_ref)
                              .list.eval(pl.element().str.replace(r"^[^\"']*[\"']", "")).list.join(";"))
