@@ -30,6 +30,8 @@ import polars as pl
 _INCOMING = "_warehouse_incoming"
 _INCOMING_LINES = "_warehouse_incoming_lines"
 _STAGE = "_warehouse_stage"
+_INSTANTS = "_warehouse_stage_instants"
+_INSTANTS_KEPT = 1_000_000  # distinct key instants a spool holds in memory for the merge (~16 MB), at most
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class LoadResult:
     unknown_usage_points: list[str] = field(default_factory=list)
     skipped_rows: int = 0
     changed_local_dates: list[dt.date] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _SpoolFacts:
+    """What a spool learnt of its readings while writing them, so that the merge need not scan them again:
+    their usage points, their time range, and the distinct values of the key's time columns."""
+
+    usage_points: list[str]
+    first: dt.datetime
+    last: dt.datetime
+    instants: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -325,6 +338,13 @@ class _Scratch:
     def view(self, name: str, sql: str) -> None:
         self.materialize(name, sql)
 
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        """Name a small frame the caller holds (no copy)."""
+        if name in self.names:
+            self.con.unregister(name)
+        self.con.register(name, frame)
+        self.names.append(name)
+
     def close(self) -> None:
         for name in dict.fromkeys(self.names):
             self.con.unregister(name)
@@ -361,10 +381,12 @@ class _TableScratch(_Scratch):
     def close(self) -> None:
         for name in list(self.kinds):
             self._drop(name)
+        super().close()
 
 
 def _merge_readings(
-    con: duckdb.DuckDBPyConnection, spec: _TableSpec, stamp: dt.datetime, scratch: _Scratch
+    con: duckdb.DuckDBPyConnection, spec: _TableSpec, stamp: dt.datetime, scratch: _Scratch,
+    facts: _SpoolFacts | None = None,
 ) -> tuple[UpsertCounts, str]:
     """Classify `_STAGE` readings against `spec.table` with newest-message-wins and write them (see module doc).
 
@@ -374,7 +396,7 @@ def _merge_readings(
     Returns the counts and the relation (SQL) of the inserted and updated rows."""
     key_join = " AND ".join(f"s.{key} = t.{key}" for key in spec.keys)
     differs = " OR ".join(f"s.{column} IS DISTINCT FROM t.{column}" for column in spec.compared)
-    if not _overlaps(con, spec):  # nothing stored to compare with: every row is new (a first or a bulk load)
+    if not _overlaps(con, spec, facts):  # nothing stored to compare with: every row is new (a first or a bulk load)
         columns = ", ".join((*spec.columns, "source_message_at"))
         inserted = con.execute(
             f"INSERT INTO {spec.table} ({columns}, {spec.stamp}) SELECT {columns}, ? FROM {_STAGE}", [stamp]
@@ -447,19 +469,27 @@ def _merge_readings(
     ), f"{_STAGE}_classified WHERE change IN ('inserted', 'updated')"
 
 
-def _overlaps(con: duckdb.DuckDBPyConnection, spec: _TableSpec) -> bool:
+def _overlaps(con: duckdb.DuckDBPyConnection, spec: _TableSpec, facts: _SpoolFacts | None = None) -> bool:
     """Whether `spec.table` holds any row of the staged supplies within the staged time range (the range is
-    bound as constants so DuckDB can skip whole row groups by their min/max)."""
+    bound as constants so DuckDB can skip whole row groups by their min/max). `facts`, when given, are the
+    staged rows' usage points and range, known without a scan."""
     time_key = spec.keys[-1]
-    first, last = con.execute(f"SELECT min({time_key}), max({time_key}) FROM {_STAGE}").fetchall()[0]
+    if facts is None:
+        first, last = con.execute(f"SELECT min({time_key}), max({time_key}) FROM {_STAGE}").fetchall()[0]
+        supplies = f"SELECT DISTINCT supply_id FROM {_STAGE}"
+        params: list = [first, last]
+    else:
+        first, last = facts.first, facts.last
+        supplies = "SELECT supply_id FROM supplies WHERE usage_point_mrid IN (SELECT unnest(?))"
+        params = [first, last, facts.usage_points]
     if first is None:
         return False
     return bool(con.execute(
         f"""
         SELECT EXISTS (SELECT 1 FROM {spec.table} t WHERE t.{time_key} BETWEEN ? AND ?
-                       AND t.supply_id IN (SELECT DISTINCT supply_id FROM {_STAGE}))
+                       AND t.supply_id IN ({supplies}))
         """,
-        [first, last],
+        params,
     ).fetchall()[0][0])
 
 
@@ -476,6 +506,17 @@ def _upsert_readings(
         return _upsert_readings_from(con, _INCOMING, spec, reading_select, local_instant_sql, _Scratch(con))
 
 
+def _unknown_of(con: duckdb.DuckDBPyConnection, usage_points: list[str]) -> list[str]:
+    """Those of `usage_points` that no supply has."""
+    return [row[0] for row in con.execute(
+        """
+        SELECT u.usage_point_mrid FROM (SELECT unnest(?) AS usage_point_mrid) u
+        ANTI JOIN supplies s ON s.usage_point_mrid = u.usage_point_mrid ORDER BY u.usage_point_mrid
+        """,
+        [usage_points],
+    ).fetchall()]
+
+
 def _checked_message_at(message_at: dt.datetime | None) -> dt.datetime | None:
     if message_at is not None and (message_at.tzinfo is None or message_at.utcoffset() is None):
         raise ValueError(f"message_at {message_at.isoformat()} must be an aware datetime")
@@ -490,19 +531,23 @@ def _upsert_readings_from(
     local_instant_sql: str,
     scratch: _Scratch,
     keys_unique: bool = False,
+    facts: _SpoolFacts | None = None,
 ) -> LoadResult:
     """Merge the readings of relation `source` (a frame's columns plus `_message_at` and `_row`) into
     `spec.table`, inside the caller's transaction. `keys_unique` says the caller knows no key repeats in
-    `source` (the check is then skipped)."""
+    `source` (the check is then skipped); `facts` are what the caller knows of `source` without a scan."""
     stamp = _now_utc()
     try:
-        unknown = con.execute(
-            f"""
-            SELECT f.usage_point_mrid, count(*) FROM {source} f
-            ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
-            GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
-            """
-        ).fetchall()
+        unknown = []
+        if facts is None or _unknown_of(con, facts.usage_points):
+            unknown = con.execute(
+                f"""
+                SELECT f.usage_point_mrid, count(*) FROM {source} f
+                ANTI JOIN supplies s ON s.usage_point_mrid = f.usage_point_mrid
+                GROUP BY f.usage_point_mrid ORDER BY f.usage_point_mrid
+                """
+            ).fetchall()
+            facts = None  # the stage drops the unknown usage points' rows, which the facts still count
         scratch.view(
             _STAGE,
             f"""
@@ -528,7 +573,11 @@ def _upsert_readings_from(
                 QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _row DESC) = 1
                 """,
             )
-        counts, changed = _merge_readings(con, spec, stamp, scratch)
+        counts, changed = _merge_readings(con, spec, stamp, scratch, facts)
+        instants = f"SELECT DISTINCT {', '.join(spec.keys[2:])} FROM {changed}"
+        if facts is not None and changed == _STAGE:  # every staged row was inserted: its instants are known
+            scratch.register(_INSTANTS, facts.instants)
+            instants = f"SELECT * FROM {_INSTANTS}"
         # Time zone conversions are slow: convert each distinct instant once.
         changed_dates = [
             row[0]
@@ -536,7 +585,7 @@ def _upsert_readings_from(
                 f"""
                 SELECT DISTINCT CAST(timezone('America/Santiago', date_trunc('hour', {local_instant_sql})) AS DATE)
                     AS local_date
-                FROM (SELECT DISTINCT {", ".join(spec.keys[2:])} FROM {changed})
+                FROM ({instants})
                 ORDER BY local_date
                 """
             ).fetchall()
@@ -614,6 +663,10 @@ class SpooledReadings:
         self.files: dict[str, list[Path]] = {kind: [] for kind in _READINGS}
         self.channels: dict[str, set[tuple]] = {kind: set() for kind in _READINGS}
         self.may_repeat = dict.fromkeys(_READINGS, False)
+        # Per kind: the time range and the batches' distinct key instants, noted while spooling (see _SpoolFacts);
+        # None when not known (no time yet; too many distinct instants to hold).
+        self.ranges: dict[str, tuple[dt.datetime, dt.datetime] | None] = dict.fromkeys(_READINGS)
+        self.instants: dict[str, list[pl.DataFrame] | None] = {kind: [] for kind in _READINGS}
 
     def append(self, kind: str, df: pl.DataFrame, message_at: dt.datetime | None) -> None:
         """Spool one batch; `kind` is intervals or registers."""
@@ -624,6 +677,7 @@ class SpooledReadings:
         # Texts as categoricals: they repeat on every row (a usage point, its reading type, one quality), and
         # Parquet then writes each once per page instead of hashing every row's string.
         df = self._unique_keys(kind, df.select(columns).with_columns(pl.col(pl.String).cast(pl.Categorical)))
+        self._note_times(kind, df)
         path = self.directory / f"{kind}-{len(self.files[kind]):06d}.parquet"
         df.with_columns(
             pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at")
@@ -647,6 +701,30 @@ class SpooledReadings:
         self.channels[kind] |= channels
         return df
 
+    def _note_times(self, kind: str, df: pl.DataFrame) -> None:
+        spec = _READINGS[kind][0]
+        time_key = spec.keys[-1]
+        first, last = df.select(  # nulls ignored, as in SQL
+            pl.col(time_key).min().alias("first"), pl.col(time_key).max().alias("last")).row(0)
+        known = self.ranges[kind]
+        if first is not None:
+            self.ranges[kind] = (min(first, known[0]), max(last, known[1])) if known else (first, last)
+        instants = self.instants[kind]
+        if instants is None:
+            return
+        instants.append(df.select(spec.keys[2:]).unique())
+        if sum(frame.height for frame in instants) > _INSTANTS_KEPT:  # many distinct times: compact, or give up
+            compacted = pl.concat(instants).unique()
+            self.instants[kind] = [compacted] if compacted.height <= _INSTANTS_KEPT // 2 else None
+
+    def _facts(self, kind: str) -> _SpoolFacts | None:
+        instants = self.instants[kind]
+        if not self.ranges[kind] or instants is None:
+            return None  # the merge scans the spool instead
+        first, last = self.ranges[kind]
+        return _SpoolFacts(usage_points=list({channel[0] for channel in self.channels[kind]}), first=first,
+                           last=last, instants=pl.concat(instants).unique())
+
     def _relation(self, kind: str) -> str:
         # read_parquet takes literal paths; ours are built from the data directory and counters.
         listed = ", ".join("'" + str(path.resolve()).replace("'", "''") + "'" for path in self.files[kind])
@@ -657,6 +735,8 @@ class SpooledReadings:
         spooled = [self._relation(kind) for kind, rows in self.rows.items() if rows]
         if not spooled:
             return [], 0
+        if not _unknown_of(self.con, list({channel[0] for kind in _READINGS for channel in self.channels[kind]})):
+            return [], 0  # every usage point is known: no need to count readings in the spool
         union = " UNION ALL ".join(f"SELECT usage_point_mrid FROM {relation}" for relation in spooled)
         unknown = self.con.execute(
             f"""
@@ -675,7 +755,7 @@ class SpooledReadings:
                 spec, _columns, select, local_date = _READINGS[kind]
                 results[kind] = _upsert_readings_from(
                     self.con, self._relation(kind), spec, select, local_date, _TableScratch(self.con),
-                    keys_unique=not self.may_repeat[kind],
+                    keys_unique=not self.may_repeat[kind], facts=self._facts(kind),
                 )
         return results
 

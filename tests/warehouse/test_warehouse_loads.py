@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from warehouse_frames import (
@@ -24,7 +25,10 @@ from warehouse_frames import (
     supplies_frame,
 )
 
+from warehouse import loads
+from warehouse.db import connect
 from warehouse.loads import (
+    SpooledReadings,
     _keys_ascend_by_channel,
     upsert_bills,
     upsert_customers,
@@ -298,3 +302,60 @@ def test_the_neighbour_check_does_not_call_null_times_unique():
                           "interval_seconds": [900, 900], "interval_end": [None, None]},
                          schema_overrides={"interval_end": pl.Datetime("us", "UTC")})
     assert not _keys_ascend_by_channel(frame, ["usage_point_mrid", "flow", "interval_seconds"], "interval_end")
+
+
+def _spool_merge(con, directory, batches: list[pl.DataFrame], message_at: dt.datetime):
+    spool = SpooledReadings(con, directory)
+    try:
+        for batch in batches:
+            spool.append("intervals", batch, message_at)
+        con.begin()
+        result = spool.merge()["intervals"]
+        con.commit()
+    finally:
+        spool.close()
+    return result
+
+
+@pytest.mark.parametrize(("with_stranger", "instants_kept"), [(False, None), (True, None), (False, 4)],
+                         ids=["known", "unknown-usage-point", "too-many-instants-to-note"])
+def test_a_spooled_merge_equals_a_frame_load(tmp_path, monkeypatch, with_stranger, instants_kept):
+    """The spool merges with what it noted while writing (usage points, time range, distinct instants) instead
+    of scanning its files again; the outcome must be the frame load's, for a first load (across the April clock
+    change, 15-minute and hourly, two flows) and for a later correction of part of it. With an unknown usage
+    point, or more distinct instants than it keeps, the spool is scanned as before."""
+    if instants_kept:
+        monkeypatch.setattr(loads, "_INSTANTS_KEPT", instants_kept)
+    stranger = "99999999-9999-4999-8999-999999999999"
+    start = dt.datetime(2026, 4, 5, 1, 0, tzinfo=UTC)  # 22:00 local on 4 April; clocks go back at 00:00 local
+    rows = [(SUPPLY_A[1], start + dt.timedelta(minutes=15 * i), 0.1 + i / 1000, "actual", "delivered", "msg-1", 900)
+            for i in range(24)]
+    rows += [(SUPPLY_B[1], start + dt.timedelta(hours=i), 0.5, "estimated", "received", "msg-1", 3600)
+             for i in range(6)]
+    if with_stranger:
+        rows.append((stranger, start, 0.3, "actual", "delivered", "msg-1", 900))
+    first = [intervals_frame(rows[:13]), intervals_frame(rows[13:])]
+    correction = [intervals_frame([(*row[:2], row[2] + 1, "edited", row[4], "msg-2", row[6])
+                                   for row in rows[20:27]])]  # 4 of A's readings, 3 of B's
+    at_first, at_correction = dt.datetime(2026, 4, 6, tzinfo=UTC), dt.datetime(2026, 4, 7, tzinfo=UTC)
+    by_frames, by_spool = connect(tmp_path / "frames.duckdb"), connect(tmp_path / "spool.duckdb")
+    try:
+        outcomes = []
+        for con in (by_frames, by_spool):
+            upsert_customers(con, customers_frame())
+            upsert_supplies(con, supplies_frame())
+        for batches, message_at in ((first, at_first), (correction, at_correction)):
+            from_frames = upsert_interval_readings(by_frames, pl.concat(batches), message_at)
+            from_spool = _spool_merge(by_spool, tmp_path / "spool", batches, message_at)
+            assert from_spool == from_frames
+            outcomes.append(from_spool)
+        columns = "supply_id, flow, interval_seconds, interval_end, kwh, quality, source_message_id"
+        for table in ("interval_readings", "interval_reading_versions"):
+            query = f"SELECT {columns} FROM {table} ORDER BY ALL"
+            assert by_spool.execute(query).fetchall() == by_frames.execute(query).fetchall()
+    finally:
+        by_frames.close()
+        by_spool.close()
+    assert outcomes[0].changed_local_dates == [dt.date(2026, 4, 4), dt.date(2026, 4, 5)]
+    assert (outcomes[0].inserted, outcomes[0].skipped_rows, outcomes[1].updated) == (30, with_stranger, 7)
+    assert outcomes[0].unknown_usage_points == ([stranger] if with_stranger else [])
