@@ -371,9 +371,10 @@ class _TextReader:
             .select(
                 pl.col("meter_reading").str.count_matches(start["UsagePoint"], literal=True).alias("usage_points"),
                 pl.col("meter_reading").str.count_matches(start["Meter"], literal=True).alias("meters"),
-                pl.col("meter_reading").str.extract(self.mrid["UsagePoint"]).str.strip_chars().alias(
-                    "usage_point_mrid"),
-                pl.col("meter_reading").str.extract(self.mrid["Meter"]).str.strip_chars().alias("meter_mrid"),
+                pl.col("meter_reading").str.extract(self.mrid["UsagePoint"]).str.strip_chars().replace("", None)
+                .alias("usage_point_mrid"),
+                pl.col("meter_reading").str.extract(self.mrid["Meter"]).str.strip_chars().replace("", None)
+                .alias("meter_mrid"),
                 pl.col("meter_reading").str.split(end["IntervalBlocks"]).alias("block"),
             )
             .explode("block")
@@ -392,7 +393,6 @@ class _TextReader:
                 reading.str.slice(value_at, reading.str.find(end["value"], literal=True) - value_at).alias(
                     "value_text"),
                 quality_codes.alias("quality_codes"),
-                pl.col("usage_point_mrid", "meter_mrid").replace("", None),
             )
             .collect(engine="in-memory")  # a plan of one row exploded twice: faster than the streaming engine
         )
