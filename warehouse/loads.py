@@ -30,7 +30,6 @@ import polars as pl
 _INCOMING = "_warehouse_incoming"
 _INCOMING_LINES = "_warehouse_incoming_lines"
 _STAGE = "_warehouse_stage"
-_INSTANTS = "_warehouse_stage_instants"
 _INSTANTS_KEPT = 1_000_000  # distinct key instants a spool holds in memory for the merge (~16 MB), at most
 
 
@@ -57,12 +56,14 @@ class LoadResult:
 @dataclass(frozen=True)
 class _SpoolFacts:
     """What a spool learnt of its readings while writing them, so that the merge need not scan them again:
-    their usage points, their time range, and the distinct values of the key's time columns."""
+    their usage points, their time range, and the distinct values of the key's time columns (`instants`, a
+    relation: a small Parquet file beside the spool, read by DuckDB as the spool is; handing DuckDB a frame would
+    load pyarrow, some 30 MB, into the ingest)."""
 
     usage_points: list[str]
     first: dt.datetime
     last: dt.datetime
-    instants: pl.DataFrame
+    instants: str
 
 
 @dataclass(frozen=True)
@@ -338,13 +339,6 @@ class _Scratch:
     def view(self, name: str, sql: str) -> None:
         self.materialize(name, sql)
 
-    def register(self, name: str, frame: pl.DataFrame) -> None:
-        """Name a small frame the caller holds (no copy)."""
-        if name in self.names:
-            self.con.unregister(name)
-        self.con.register(name, frame)
-        self.names.append(name)
-
     def close(self) -> None:
         for name in dict.fromkeys(self.names):
             self.con.unregister(name)
@@ -381,7 +375,6 @@ class _TableScratch(_Scratch):
     def close(self) -> None:
         for name in list(self.kinds):
             self._drop(name)
-        super().close()
 
 
 def _merge_readings(
@@ -576,8 +569,7 @@ def _upsert_readings_from(
         counts, changed = _merge_readings(con, spec, stamp, scratch, facts)
         instants = f"SELECT DISTINCT {', '.join(spec.keys[2:])} FROM {changed}"
         if facts is not None and changed == _STAGE:  # every staged row was inserted: its instants are known
-            scratch.register(_INSTANTS, facts.instants)
-            instants = f"SELECT * FROM {_INSTANTS}"
+            instants = f"SELECT * FROM {facts.instants}"
         # Time zone conversions are slow: convert each distinct instant once.
         changed_dates = [
             row[0]
@@ -646,6 +638,12 @@ def _keys_ascend_by_channel(df: pl.DataFrame, channel: list[str], time_key: str)
         return False
     starts = marked.filter(~pl.col("_same")).select(channel)  # one row per run of a channel
     return starts.height == starts.unique().height
+
+
+def _parquet_relation(paths: list[Path]) -> str:
+    # read_parquet takes literal paths; ours are built from the data directory and counters.
+    listed = ", ".join("'" + str(path.resolve()).replace("'", "''") + "'" for path in paths)
+    return f"read_parquet([{listed}])"
 
 
 class SpooledReadings:
@@ -722,13 +720,13 @@ class SpooledReadings:
         if not self.ranges[kind] or instants is None:
             return None  # the merge scans the spool instead
         first, last = self.ranges[kind]
+        path = self.directory / f"{kind}-instants.parquet"
+        pl.concat(instants).unique().write_parquet(path)
         return _SpoolFacts(usage_points=list({channel[0] for channel in self.channels[kind]}), first=first,
-                           last=last, instants=pl.concat(instants).unique())
+                           last=last, instants=_parquet_relation([path]))
 
     def _relation(self, kind: str) -> str:
-        # read_parquet takes literal paths; ours are built from the data directory and counters.
-        listed = ", ".join("'" + str(path.resolve()).replace("'", "''") + "'" for path in self.files[kind])
-        return f"read_parquet([{listed}])"
+        return _parquet_relation(self.files[kind])
 
     def unknown_usage_points(self) -> tuple[list[str], int]:
         """Usage points of the spooled readings that no supply has, and how many readings name them."""

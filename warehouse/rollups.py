@@ -16,8 +16,6 @@ import polars as pl
 
 LOCAL_ZONE = ZoneInfo("America/Santiago")
 
-_DAY_BOUNDS = "_warehouse_day_bounds"
-
 # Local date an interval belongs to, from its END: the interval (start, end] lies in the local day whose
 # (midnight, next midnight] holds `end`, i.e. the local date of the instant just before `end`. An equality join on
 # it is orders of magnitude faster than a range join on the day bounds (DuckDB needs the session zone, not
@@ -64,61 +62,63 @@ def rebuild_daily(con: duckdb.DuckDBPyConnection, first_local_date: dt.date, las
     """
     if last_local_date < first_local_date:
         raise ValueError(f"last_local_date {last_local_date} is before first_local_date {first_local_date}")
-    window_start = local_midnight_utc(first_local_date)
-    window_end = local_midnight_utc(last_local_date + dt.timedelta(days=1))
-    con.register(_DAY_BOUNDS, day_bounds_frame(first_local_date, last_local_date))
+    window = {"after": local_midnight_utc(first_local_date),
+              "until": local_midnight_utc(last_local_date + dt.timedelta(days=1))}
+    bounds = day_bounds_frame(first_local_date, last_local_date)
+    # The days' lengths go in as two lists, not as a registered frame: that would load pyarrow (some 30 MB) into
+    # a file ingest, which runs this inside its transaction.
+    days = {"days": bounds["local_date"].to_list(), "day_seconds": bounds["day_seconds"].to_list()}
+    con.begin()
     try:
-        con.begin()
-        try:
-            con.execute(
-                "DELETE FROM daily_consumption WHERE local_date BETWEEN ? AND ?", [first_local_date, last_local_date]
+        con.execute(
+            "DELETE FROM daily_consumption WHERE local_date BETWEEN ? AND ?", [first_local_date, last_local_date]
+        )
+        con.execute(
+            f"""
+            INSERT INTO daily_consumption (
+                supply_id, flow, local_date, interval_seconds, kwh, intervals, expected_intervals,
+                estimated_intervals, edited_intervals, missing_intervals, quality)
+            WITH bounds AS (
+                SELECT unnest($days::DATE[]) AS local_date, unnest($day_seconds::BIGINT[]) AS day_seconds
+            ), dated AS (  -- each distinct instant's local day, converted once (supplies share instants)
+                SELECT r.interval_end, d.local_date, d.day_seconds
+                FROM (SELECT DISTINCT interval_end FROM interval_readings
+                      WHERE interval_end > $after AND interval_end <= $until) r
+                JOIN bounds d ON d.local_date = {LOCAL_DATE_OF_END}
+            ), per_length AS (
+                SELECT r.supply_id, r.flow, d.local_date, r.interval_seconds,
+                       coalesce(sum(r.kwh), 0) AS kwh,
+                       count(r.kwh) AS intervals,
+                       any_value(d.day_seconds) // r.interval_seconds AS expected_intervals,
+                       count(*) FILTER (WHERE r.quality = 'estimated' AND r.kwh IS NOT NULL)
+                           AS estimated_intervals,
+                       count(*) FILTER (WHERE r.quality = 'edited' AND r.kwh IS NOT NULL) AS edited_intervals
+                FROM interval_readings r
+                JOIN dated d ON d.interval_end = r.interval_end
+                WHERE r.interval_end > $after AND r.interval_end <= $until
+                GROUP BY r.supply_id, r.flow, d.local_date, r.interval_seconds
+                QUALIFY row_number() OVER (
+                    PARTITION BY r.supply_id, r.flow, d.local_date ORDER BY r.interval_seconds) = 1
             )
-            con.execute(
-                f"""
-                INSERT INTO daily_consumption (
-                    supply_id, flow, local_date, interval_seconds, kwh, intervals, expected_intervals,
-                    estimated_intervals, edited_intervals, missing_intervals, quality)
-                WITH dated AS (  -- each distinct instant's local day, converted once (supplies share instants)
-                    SELECT r.interval_end, d.local_date, d.day_seconds
-                    FROM (SELECT DISTINCT interval_end FROM interval_readings
-                          WHERE interval_end > ? AND interval_end <= ?) r
-                    JOIN {_DAY_BOUNDS} d ON d.local_date = {LOCAL_DATE_OF_END}
-                ), per_length AS (
-                    SELECT r.supply_id, r.flow, d.local_date, r.interval_seconds,
-                           coalesce(sum(r.kwh), 0) AS kwh,
-                           count(r.kwh) AS intervals,
-                           any_value(d.day_seconds) // r.interval_seconds AS expected_intervals,
-                           count(*) FILTER (WHERE r.quality = 'estimated' AND r.kwh IS NOT NULL)
-                               AS estimated_intervals,
-                           count(*) FILTER (WHERE r.quality = 'edited' AND r.kwh IS NOT NULL) AS edited_intervals
-                    FROM interval_readings r
-                    JOIN dated d ON d.interval_end = r.interval_end
-                    WHERE r.interval_end > ? AND r.interval_end <= ?
-                    GROUP BY r.supply_id, r.flow, d.local_date, r.interval_seconds
-                    QUALIFY row_number() OVER (
-                        PARTITION BY r.supply_id, r.flow, d.local_date ORDER BY r.interval_seconds) = 1
-                )
-                SELECT supply_id, flow, local_date, interval_seconds, kwh, intervals, expected_intervals,
-                       estimated_intervals, edited_intervals,
-                       greatest(expected_intervals - intervals, 0) AS missing_intervals,
-                       CASE WHEN intervals < expected_intervals THEN 'missing'
-                            WHEN estimated_intervals > 0 THEN 'estimated'
-                            WHEN edited_intervals > 0 THEN 'edited'
-                            ELSE 'actual' END AS quality
-                FROM per_length
-                """,
-                [window_start, window_end, window_start, window_end],
-            )
-            written = con.execute(
-                "SELECT count(*) FROM daily_consumption WHERE local_date BETWEEN ? AND ?",
-                [first_local_date, last_local_date],
-            ).fetchall()[0][0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    finally:
-        con.unregister(_DAY_BOUNDS)
+            SELECT supply_id, flow, local_date, interval_seconds, kwh, intervals, expected_intervals,
+                   estimated_intervals, edited_intervals,
+                   greatest(expected_intervals - intervals, 0) AS missing_intervals,
+                   CASE WHEN intervals < expected_intervals THEN 'missing'
+                        WHEN estimated_intervals > 0 THEN 'estimated'
+                        WHEN edited_intervals > 0 THEN 'edited'
+                        ELSE 'actual' END AS quality
+            FROM per_length
+            """,
+            window | days,
+        )
+        written = con.execute(
+            "SELECT count(*) FROM daily_consumption WHERE local_date BETWEEN ? AND ?",
+            [first_local_date, last_local_date],
+        ).fetchall()[0][0]
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return written
 
 
