@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -267,3 +269,23 @@ def test_a_late_problem_in_a_file_in_pieces_rejects_it_before_any_write(
     assert query(data_dir, "SELECT count(*) FROM interval_readings") == [(0,)]
     assert "Nothing of this file was loaded." in (data_dir / "quarantine" / "late.xml.reason.txt").read_text()
     assert not any((data_dir / "spool").iterdir())
+
+
+def test_a_file_ingest_loads_neither_dagster_nor_pyarrow(data_dir, tmp_path):
+    """Memory budget: a file ingest (`ami-portal ingest`, the ingest benchmark) runs in a process that never
+    imports Dagster or pyarrow (together some 75 MB of peak RSS). Checked in a fresh interpreter."""
+    path = message(tmp_path / "in" / "a.xml", [reading(UP1, [100] * 8, registers=[
+        RegisterReadOut(READING_TYPE_REGISTER_DELIVERED, ENDS[-1], value_wh=1_234_567)])],
+        dt.datetime(2026, 3, 2, tzinfo=UTC), "msg-a")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pipelines.file_ingest import ingest_files\n"
+        "[outcome] = ingest_files([Path(sys.argv[1])], Path(sys.argv[2]))\n"
+        "print(outcome.status, outcome.readings, outcome.changed_local_dates,"
+        " sorted(m for m in ('dagster', 'pyarrow') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(path), str(data_dir)], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "processed 9 [datetime.date(2026, 3, 1)] []"
