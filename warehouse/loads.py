@@ -569,7 +569,7 @@ def _upsert_readings_from(
         counts, changed = _merge_readings(con, spec, stamp, scratch, facts)
         instants = f"SELECT DISTINCT {', '.join(spec.keys[2:])} FROM {changed}"
         if facts is not None and changed == _STAGE:  # every staged row was inserted: its instants are known
-            instants = f"SELECT * FROM {facts.instants}"
+            instants = f"SELECT {reading_select} FROM {facts.instants} f"  # cast as the stage casts them
         # Time zone conversions are slow: convert each distinct instant once.
         changed_dates = [
             row[0]
@@ -672,32 +672,41 @@ class SpooledReadings:
         _require_columns(df, columns, kind)
         if df.height == 0:
             return
+        message_at = _checked_message_at(message_at)
         # Texts as categoricals: they repeat on every row (a usage point, its reading type, one quality), and
         # Parquet then writes each once per page instead of hashing every row's string.
         df = self._unique_keys(kind, df.select(columns).with_columns(pl.col(pl.String).cast(pl.Categorical)))
-        self._note_times(kind, df)
         path = self.directory / f"{kind}-{len(self.files[kind]):06d}.parquet"
-        df.with_columns(
-            pl.lit(_checked_message_at(message_at), dtype=pl.Datetime("us", "UTC")).alias("_message_at")
-        ).with_row_index("_row", offset=self.rows[kind]).write_parquet(
-            path, compression="uncompressed", statistics=False)  # read once, soon: compressing costs more than it saves
+        df.with_columns(pl.lit(message_at, dtype=pl.Datetime("us", "UTC")).alias("_message_at")).with_row_index(
+            "_row", offset=self.rows[kind]
+        ).write_parquet(path, compression="uncompressed", statistics=False)  # read once, soon: not compressed
+        # Noted only once the batch is spooled, so a refused batch leaves no trace in what the merge relies on.
         self.files[kind].append(path)
         self.rows[kind] += df.height
+        self._note_channels(kind, df)
+        self._note_times(kind, df)
+
+    @staticmethod
+    def _channel(kind: str) -> list[str]:
+        return ["usage_point_mrid", "flow", *(["interval_seconds"] if kind == "intervals" else [])]
 
     def _unique_keys(self, kind: str, df: pl.DataFrame) -> pl.DataFrame:
-        """The batch with each key once (its last row wins, as in a frame load); and a note when a later batch
-        has the same usage point and channel as an earlier one, so that the merge must look for repeats."""
-        channel = ["usage_point_mrid", "flow", *(["interval_seconds"] if kind == "intervals" else [])]
+        """The batch with each key once (its last row wins, as in a frame load)."""
+        channel = self._channel(kind)
         time_key = "interval_end" if kind == "intervals" else "read_at"
         keys = [*channel, time_key]
         if not _keys_ascend_by_channel(df, channel, time_key) and df.select(
                 pl.struct(keys).is_duplicated().any()).item():
             df = df.unique(subset=keys, keep="last", maintain_order=True)
-        channels = set(df.select(channel).unique().iter_rows())
+        return df
+
+    def _note_channels(self, kind: str, df: pl.DataFrame) -> None:
+        """Note the batch's channels, and whether a later batch has the same usage point and channel as an earlier
+        one, so that the merge must look for repeated keys."""
+        channels = set(df.select(self._channel(kind)).unique().iter_rows())
         if not self.channels[kind].isdisjoint(channels):
             self.may_repeat[kind] = True
         self.channels[kind] |= channels
-        return df
 
     def _note_times(self, kind: str, df: pl.DataFrame) -> None:
         spec = _READINGS[kind][0]

@@ -317,13 +317,15 @@ def _spool_merge(con, directory, batches: list[pl.DataFrame], message_at: dt.dat
     return result
 
 
-@pytest.mark.parametrize(("with_stranger", "instants_kept"), [(False, None), (True, None), (False, 4)],
-                         ids=["known", "unknown-usage-point", "too-many-instants-to-note"])
-def test_a_spooled_merge_equals_a_frame_load(tmp_path, monkeypatch, with_stranger, instants_kept):
+@pytest.mark.parametrize(("with_stranger", "instants_kept", "naive"),
+                         [(False, None, False), (True, None, False), (False, 4, False), (False, None, True)],
+                         ids=["known", "unknown-usage-point", "too-many-instants-to-note", "times-without-zone"])
+def test_a_spooled_merge_equals_a_frame_load(tmp_path, monkeypatch, with_stranger, instants_kept, naive):
     """The spool merges with what it noted while writing (usage points, time range, distinct instants) instead
     of scanning its files again; the outcome must be the frame load's, for a first load (across the April clock
     change, 15-minute and hourly, two flows) and for a later correction of part of it. With an unknown usage
-    point, or more distinct instants than it keeps, the spool is scanned as before."""
+    point, or more distinct instants than it keeps, the spool is scanned as before. Times without a zone are
+    UTC in both."""
     if instants_kept:
         monkeypatch.setattr(loads, "_INSTANTS_KEPT", instants_kept)
     stranger = "99999999-9999-4999-8999-999999999999"
@@ -337,6 +339,9 @@ def test_a_spooled_merge_equals_a_frame_load(tmp_path, monkeypatch, with_strange
     first = [intervals_frame(rows[:13]), intervals_frame(rows[13:])]
     correction = [intervals_frame([(*row[:2], row[2] + 1, "edited", row[4], "msg-2", row[6])
                                    for row in rows[20:27]])]  # 4 of A's readings, 3 of B's
+    if naive:
+        first, correction = ([frame.with_columns(pl.col("interval_end").dt.replace_time_zone(None)) for frame in batches]
+                             for batches in (first, correction))
     at_first, at_correction = dt.datetime(2026, 4, 6, tzinfo=UTC), dt.datetime(2026, 4, 7, tzinfo=UTC)
     by_frames, by_spool = connect(tmp_path / "frames.duckdb"), connect(tmp_path / "spool.duckdb")
     try:
@@ -359,3 +364,22 @@ def test_a_spooled_merge_equals_a_frame_load(tmp_path, monkeypatch, with_strange
     assert outcomes[0].changed_local_dates == [dt.date(2026, 4, 4), dt.date(2026, 4, 5)]
     assert (outcomes[0].inserted, outcomes[0].skipped_rows, outcomes[1].updated) == (30, with_stranger, 7)
     assert outcomes[0].unknown_usage_points == ([stranger] if with_stranger else [])
+
+
+def test_a_refused_batch_leaves_no_trace_in_the_spool(loaded_con, tmp_path):
+    """A batch the spool refuses (here: its message time has no zone) is neither spooled nor noted: merging what
+    was spooled gives that alone, and only its day."""
+    spool = SpooledReadings(loaded_con, tmp_path / "spool")
+    try:
+        spool.append("intervals", intervals_frame([(SUPPLY_A[1], T0, 0.1, "actual")]), dt.datetime(2026, 6, 2,
+                                                                                                     tzinfo=UTC))
+        july = intervals_frame([(SUPPLY_B[1], T0 + dt.timedelta(days=30), 0.2, "actual")])
+        with pytest.raises(ValueError, match="must be an aware datetime"):
+            spool.append("intervals", july, dt.datetime(2026, 7, 2))
+        loaded_con.begin()
+        result = spool.merge()["intervals"]
+        loaded_con.commit()
+    finally:
+        spool.close()
+    assert (result.inserted, result.changed_local_dates) == (1, [dt.date(2026, 6, 1)])
+    assert loaded_con.execute("SELECT DISTINCT supply_id FROM interval_readings").fetchall() == [(SUPPLY_A[0],)]
