@@ -189,6 +189,5 @@ def main() -> None:
                   f"memory ingest / bare parse: {rss / bare_rss:.2f}x")
 
 
-
 if __name__ == "__main__":
     main()

@@ -692,8 +692,7 @@ class SpooledReadings:
 
     def _unique_keys(self, kind: str, df: pl.DataFrame) -> pl.DataFrame:
         """The batch with each key once (its last row wins, as in a frame load)."""
-        channel = self._channel(kind)
-        time_key = "interval_end" if kind == "intervals" else "read_at"
+        channel, time_key = self._channel(kind), _READINGS[kind][0].keys[-1]
         keys = [*channel, time_key]
         if not _keys_ascend_by_channel(df, channel, time_key) and df.select(
                 pl.struct(keys).is_duplicated().any()).item():
@@ -731,8 +730,12 @@ class SpooledReadings:
         first, last = self.ranges[kind]
         path = self.directory / f"{kind}-instants.parquet"
         pl.concat(instants).unique().write_parquet(path)
-        return _SpoolFacts(usage_points=list({channel[0] for channel in self.channels[kind]}), first=first,
-                           last=last, instants=_parquet_relation([path]))
+        return _SpoolFacts(usage_points=self._usage_points(kind), first=first, last=last,
+                           instants=_parquet_relation([path]))
+
+    def _usage_points(self, *kinds: str) -> list[str]:
+        """The usage points of the spooled readings of `kinds` (a channel starts with its usage point)."""
+        return list({channel[0] for kind in kinds for channel in self.channels[kind]})
 
     def _relation(self, kind: str) -> str:
         return _parquet_relation(self.files[kind])
@@ -742,7 +745,7 @@ class SpooledReadings:
         spooled = [self._relation(kind) for kind, rows in self.rows.items() if rows]
         if not spooled:
             return [], 0
-        if not _unknown_of(self.con, list({channel[0] for kind in _READINGS for channel in self.channels[kind]})):
+        if not _unknown_of(self.con, self._usage_points(*_READINGS)):
             return [], 0  # every usage point is known: no need to count readings in the spool
         union = " UNION ALL ".join(f"SELECT usage_point_mrid FROM {relation}" for relation in spooled)
         unknown = self.con.execute(
